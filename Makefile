@@ -1,0 +1,25 @@
+# Needs only python3 and make: uv is bootstrapped into .cache/, the rest comes from uv.lock.
+UV_VERSION := 0.13.8
+BOOT := .cache/uv-bootstrap
+UV := $(BOOT)/bin/uv
+PY := .venv/bin/python
+export EEGBENCH_CACHE ?= $(CURDIR)/.cache
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: setup run test bench
+
+$(UV):
+	python3 -m venv $(BOOT)
+	$(BOOT)/bin/pip install --quiet uv==$(UV_VERSION)
+
+setup: $(UV)  ## create .venv exactly as locked
+	$(UV) sync --frozen --python python3
+
+run: setup  ## the main job on the embedded default (synthetic world)
+	.venv/bin/eegbench run --suite smoke
+
+test: setup  ## the test suite
+	$(PY) -m pytest
+
+bench: setup  ## print the speed and size figures the issues ask for
+	$(PY) scripts/bench_foundation.py

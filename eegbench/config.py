@@ -1,0 +1,283 @@
+"""Suite configuration: YAML with ``include:``, scales, variants and ``--set`` overrides, validated.
+
+A suite file is resolved in layers, later ones winning: included files, the file itself, the
+chosen scale (``scales.<name>``), the chosen variant (``variants.<name>``), then ``--set`` pairs.
+Scale and variant entries are dotted overrides (``stages.finetune.lr: 1e-4``; ``null`` removes a
+stage). The merged tree is validated with pydantic; each component validates its own section with
+its ``Config`` model, so an unknown key or bad value is reported with its full dotted path and
+the layer that set it. The resolved config has a stable hash that names the run.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from eegbench import registry
+from eegbench.errors import UserError
+
+SCALES = ("ci", "small", "paper")
+DEFAULT_VARIANT = "default"
+DEFAULT_SCALE = "small"
+
+
+class StrictModel(BaseModel):
+    """Base of every config model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComponentRef(BaseModel):
+    """A section naming a registered component; its other keys go to the component's ``Config``."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+
+class StageRef(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    kind: str
+
+
+class SuiteFile(StrictModel):
+    """The shape of a suite file before its components validate their own sections."""
+
+    suite: str
+    description: str = ""
+    cite: str | None = None
+    seed: int = 0
+    dataset: ComponentRef
+    stages: dict[str, StageRef | None]
+    evaluate: list[str] = Field(min_length=1)
+    controls: list[str] = []
+    variants: dict[str, dict[str, Any]] = {}
+    scales: dict[str, dict[str, Any]] = {}
+
+
+class Resolved(BaseModel):
+    """A fully resolved, validated run configuration."""
+
+    model_config = ConfigDict(frozen=True)
+    suite: str
+    variant: str
+    scale: str
+    seed: int
+    description: str
+    cite: str | None
+    dataset: dict[str, Any]
+    stages: dict[str, dict[str, Any]]
+    evaluate: list[str]
+    controls: list[str]
+    source: str
+
+    def hash(self) -> str:
+        """Stable 12-hex digest of everything that changes results (not the prose or the file path)."""
+        payload = self.model_dump(exclude={"description", "cite", "source"})
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(), sort_keys=False)
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such suite file; check the path or `eegbench list suites`") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a suite file must be a YAML mapping of keys such as suite:, dataset:, stages:")
+    return data
+
+
+def _with_includes(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[str, dict]]:
+    """Layers ``[(label, tree)]`` of ``path`` and, before it, everything it includes."""
+    path = path.resolve()
+    if path in seen:
+        raise UserError(f"{path}: include cycle through {' -> '.join(p.name for p in seen)}; remove one include")
+    data = _read_yaml(path)
+    includes = data.pop("include", [])
+    includes = [includes] if isinstance(includes, str) else includes
+    layers: list[tuple[str, dict]] = []
+    for inc in includes:
+        layers += _with_includes(path.parent / inc, seen + (path,))
+    return layers + [(str(path), data)]
+
+
+def deep_merge(base: dict, top: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def dotted_to_tree(overrides: dict[str, Any]) -> dict:
+    """``{"a.b": 1}`` -> ``{"a": {"b": 1}}``, keeping ``None`` (which removes what it lands on)."""
+    tree: dict = {}
+    for dotted, value in overrides.items():
+        node = tree
+        *parents, leaf = str(dotted).split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
+def parse_set(pairs: list[str]) -> dict[str, Any]:
+    """``["stages.x.lr=1e-4"]`` -> ``{"stages.x.lr": 0.0001}`` (values parsed as YAML)."""
+    out = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set stages.classify.lr=1e-4")
+        out[key.strip()] = _yaml_value(raw)
+    return out
+
+
+def _yaml_value(raw: str) -> Any:
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+    # YAML 1.1 reads 1e-4 as a string; numbers written that way are meant as floats.
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _origin(layers: list[tuple[str, dict]], loc: tuple) -> str:
+    """The label of the last layer that sets ``loc`` or one of its parents."""
+    for label, tree in reversed(layers):
+        node: Any = tree
+        for part in loc:
+            if not isinstance(node, dict) or part not in node:
+                break
+            node = node[part]
+        else:
+            return label
+        if node is not tree and not isinstance(node, dict):
+            return label
+    return layers[-1][0]
+
+
+def _fail(layers, loc: tuple, msg: str) -> UserError:
+    key = ".".join(str(p) for p in loc)
+    return UserError(f"{_origin(layers, loc)}: {key}: {msg}")
+
+
+def _pydantic_error(layers, prefix: tuple, exc: ValidationError, fields: list[str] | None = None) -> UserError:
+    err = exc.errors()[0]
+    loc = prefix + tuple(err["loc"])
+    if err["type"] == "extra_forbidden":
+        import difflib
+
+        close = difflib.get_close_matches(str(loc[-1]), fields or [], n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(fields or [])}"
+        return _fail(layers, loc, f"unknown key; {hint}")
+    if err["type"] == "missing":
+        return _fail(layers, loc, "required key is missing; add it")
+    return _fail(layers, loc, f"{err['msg']} (got {err.get('input')!r}); fix the value")
+
+
+def validate_component(layers, prefix: tuple, config_model: type[BaseModel], section: dict) -> dict:
+    try:
+        return config_model.model_validate(section).model_dump(mode="json")
+    except ValidationError as exc:
+        raise _pydantic_error(layers, prefix, exc, list(config_model.model_fields)) from None
+
+
+def suite_path(name_or_path: str) -> Path:
+    """A registered suite name, or a path to a YAML file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        return candidate
+    return Path(registry.suites.get(name_or_path))
+
+
+def resolve(suite: str, *, variant: str = DEFAULT_VARIANT, scale: str = DEFAULT_SCALE,
+            overrides: dict[str, Any] | None = None, seed: int | None = None,
+            data_root: str | None = None) -> Resolved:
+    """Load, layer and validate one (suite, variant, scale); raise UserError naming file and key."""
+    path = suite_path(suite)
+    layers = _with_includes(path)
+    merged: dict = {}
+    for _, tree in layers:
+        merged = deep_merge(merged, tree)
+    label = layers[-1][0]
+    try:
+        shape = SuiteFile.model_validate(merged)
+    except ValidationError as exc:
+        raise _pydantic_error(layers, (), exc, list(SuiteFile.model_fields)) from None
+
+    if scale not in SCALES:
+        raise UserError(f"--scale {scale!r}: unknown scale; use one of {', '.join(SCALES)}")
+    if variant != DEFAULT_VARIANT and variant not in shape.variants:
+        known = ", ".join([DEFAULT_VARIANT, *shape.variants])
+        raise UserError(f"{label}: unknown variant {variant!r}; known variants: {known}")
+    for name, tree in (("scales." + scale, shape.scales.get(scale, {})), ("variants." + variant, shape.variants.get(variant, {}))):
+        layers.append((f"{label} ({name})", dotted_to_tree(tree)))
+    cli = dict(overrides or {})
+    if seed is not None:
+        cli["seed"] = seed
+    if data_root is not None:
+        cli["dataset.root"] = str(Path(data_root).resolve())
+    layers.append(("--set", dotted_to_tree(cli)))
+
+    tree = {k: v for k, v in merged.items() if k not in ("variants", "scales")}
+    for _, layer in layers[-3:]:
+        tree = deep_merge(tree, layer)
+    tree["stages"] = {k: v for k, v in (tree.get("stages") or {}).items() if v is not None}
+    try:
+        shape = SuiteFile.model_validate(tree)
+    except ValidationError as exc:
+        raise _pydantic_error(layers, (), exc, list(SuiteFile.model_fields)) from None
+
+    dataset_cls = registry.datasets.get(shape.dataset.name)
+    dataset = {"name": shape.dataset.name, **validate_component(
+        layers, ("dataset",), dataset_cls.Config, {k: v for k, v in tree["dataset"].items() if k != "name"})}
+    stages = {}
+    for stage_name, ref in shape.stages.items():
+        stage_cls = _known(layers, ("stages", stage_name, "kind"), registry.stages, ref.kind)
+        body = {k: v for k, v in tree["stages"][stage_name].items() if k != "kind"}
+        stages[stage_name] = {"kind": ref.kind, **validate_component(layers, ("stages", stage_name), stage_cls.Config, body)}
+    for i, name in enumerate(shape.evaluate):
+        _known(layers, ("evaluate", i), registry.evaluations, name)
+    for i, name in enumerate(shape.controls):
+        _known(layers, ("controls", i), registry.controls, name)
+    return Resolved(suite=shape.suite, variant=variant, scale=scale, seed=shape.seed,
+                    description=shape.description, cite=shape.cite, dataset=dataset, stages=stages,
+                    evaluate=shape.evaluate, controls=shape.controls, source=str(path))
+
+
+def _known(layers, loc: tuple, reg: registry.Registry, name: str):
+    try:
+        return reg.get(name)
+    except UserError as exc:
+        raise _fail(layers, loc, str(exc)) from None
+
+
+def variants(suite: str) -> list[str]:
+    """The default variant followed by the suite's named variants."""
+    merged: dict = {}
+    for _, tree in _with_includes(suite_path(suite)):
+        merged = deep_merge(merged, tree)
+    return [DEFAULT_VARIANT, *(merged.get("variants") or {})]

@@ -1,0 +1,174 @@
+"""Named registries of datasets, encoders, heads, stages, evaluations, controls and suites.
+
+One :class:`Registry` type (the lm-evaluation-harness pattern): entries are added with a decorator
+or lazily as ``"module:attr"`` strings that are imported only when the entry is first used, so
+``eegbench list`` and ``--help`` never import torch. Other packages add entries through the
+entry-point group ``eegbench.plugins``: each entry point names a module (or a callable) that
+registers its items when loaded.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Iterator
+
+from eegbench.errors import UserError
+
+PLUGIN_GROUP = "eegbench.plugins"
+
+
+@dataclass
+class Entry:
+    """One registered item: a loaded object, or a lazy ``module:attr`` target not yet imported."""
+
+    name: str
+    target: str | None = None
+    obj: Any = None
+    summary: str = ""
+
+    @property
+    def loaded(self) -> bool:
+        return self.obj is not None
+
+
+class Registry:
+    """A mapping from names to objects of one kind, with lazy entries and helpful misses."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+
+    def register(self, name: str, obj: Any = None, *, lazy: str | None = None, summary: str = "") -> Any:
+        """Register ``obj`` (or a lazy ``"module:attr"``) under ``name``; without either, a decorator.
+
+        Re-registering a name is an error unless it is the object a lazy entry pointed at
+        (that happens when a lazy entry's module is imported and its decorators run).
+        """
+        if obj is None and lazy is None:
+            return lambda o: self.register(name, o, summary=summary)
+        current = self._entries.get(name)
+        if current is not None and not self._same(current, obj, lazy):
+            raise ValueError(f"{self.kind} {name!r} is already registered ({current.target or current.obj!r})")
+        summary = summary or (current.summary if current else "") or _first_doc_line(obj)
+        self._entries[name] = Entry(name, target=lazy or (current.target if current else None), obj=obj, summary=summary)
+        return obj
+
+    @staticmethod
+    def _same(entry: Entry, obj: Any, lazy: str | None) -> bool:
+        if lazy is not None:
+            return entry.target == lazy
+        if entry.obj is not None:
+            return entry.obj is obj
+        module, _, attr = entry.target.partition(":")
+        return getattr(obj, "__module__", None) == module and getattr(obj, "__qualname__", None) == attr
+
+    def get(self, name: str) -> Any:
+        """The object registered as ``name``, importing a lazy entry; unknown names raise UserError."""
+        load_plugins()
+        entry = self._entries.get(name)
+        if entry is None:
+            raise UserError(self._unknown(name))
+        if not entry.loaded:
+            module, _, attr = entry.target.partition(":")
+            entry.obj = getattr(importlib.import_module(module), attr)
+        return entry.obj
+
+    def _unknown(self, name: str) -> str:
+        close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else f"known: {', '.join(sorted(self._entries))}"
+        return f"unknown {self.kind} {name!r}; {hint} (`eegbench list {self.kind}s` shows all)"
+
+    def __contains__(self, name: str) -> bool:
+        load_plugins()
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[Entry]:
+        load_plugins()
+        return iter(sorted(self._entries.values(), key=lambda e: e.name))
+
+    def names(self) -> list[str]:
+        return [e.name for e in self]
+
+
+def _first_doc_line(obj: Any) -> str:
+    doc = getattr(obj, "__doc__", None) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+datasets = Registry("dataset")
+encoders = Registry("encoder")
+heads = Registry("head")
+stages = Registry("stage")
+evaluations = Registry("evaluation")
+controls = Registry("control")
+suites = Registry("suite")
+
+REGISTRIES: dict[str, Registry] = {
+    "datasets": datasets,
+    "encoders": encoders,
+    "heads": heads,
+    "stages": stages,
+    "evaluations": evaluations,
+    "controls": controls,
+    "suites": suites,
+}
+
+# Built-in entries, lazy so that listing them imports nothing heavy.
+datasets.register("imagenet-eeg", lazy="eegbench.data.datasets:ImageNetEEG",
+                  summary="ImageNet-EEG (Spampinato et al. 2017); synthetic world by default")
+encoders.register("deep4", lazy="eegbench.models.deep4:Deep4Encoder",
+                  summary="braindecode Deep4Net (Schirrmeister et al. 2017), pooled to a feature vector")
+heads.register("classifier", lazy="eegbench.models.heads:LinearClassifier",
+               summary="linear layer from encoder features to class logits")
+stages.register("supervised", lazy="eegbench.train.supervised:SupervisedStage",
+                summary="encoder + classifier head trained with cross-entropy; checkpoint chosen on val")
+evaluations.register("nway_top1", lazy="eegbench.evaluate.classification:nway_top1",
+                     summary="N-way top-1 accuracy of class predictions (N = the dataset's classes)")
+controls.register("shuffled_eeg", lazy="eegbench.evaluate.controls:shuffled_eeg",
+                  summary="test EEG permuted across trials; decoding should fall to chance")
+
+
+def suite_dirs() -> list[Path]:
+    """Folders searched for suite YAML files: the repository's ``benchmarks/`` folder."""
+    return [Path(__file__).resolve().parent.parent / "benchmarks"]
+
+
+def _register_suite_files() -> None:
+    for folder in suite_dirs():
+        for path in sorted(folder.glob("*.yaml")):
+            if path.stem not in suites._entries:
+                suites.register(path.stem, path, summary=_suite_summary(path))
+
+
+def _suite_summary(path: Path) -> str:
+    for line in path.read_text().splitlines():
+        if line.startswith("description:"):
+            return line.partition(":")[2].strip().strip("\"'")
+    return ""
+
+
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Register suite files and run every ``eegbench.plugins`` entry point, once per process."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    _register_suite_files()
+    for ep in entry_points(group=PLUGIN_GROUP):
+        loaded = ep.load()
+        if callable(loaded):
+            loaded()
+
+
+def register_suite_file(path: str | Path) -> None:
+    """Register a suite YAML that lives outside ``benchmarks/`` (for plugins)."""
+    path = Path(path)
+    suites.register(path.stem, path, summary=_suite_summary(path))
+

@@ -1,0 +1,29 @@
+"""Shared fixtures: an isolated cache and run store, and the ci-scale synthetic world built once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """One cache folder for the whole session, so the ci world is generated once."""
+    path = tmp_path_factory.mktemp("cache")
+    os.environ["EEGBENCH_CACHE"] = str(path)
+    from eegbench import paths
+
+    paths.configure_environment()
+    return path
+
+
+@pytest.fixture(scope="session")
+def ci_smoke(cache_dir):
+    """The smoke suite resolved at ci scale."""
+    from eegbench import config
+
+    return config.resolve("smoke", scale="ci")

@@ -1,0 +1,115 @@
+from pathlib import Path
+
+import pytest
+
+from eegbench import config
+from eegbench.errors import UserError
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+BASE = """
+suite: mini
+dataset: {name: imagenet-eeg}
+stages:
+  classify: {kind: supervised, epochs: 3}
+evaluate: [nway_top1]
+controls: [shuffled_eeg]
+variants:
+  longer: {stages.classify.epochs: 9}
+scales:
+  ci: {stages.classify.batch_size: 16}
+"""
+
+
+def test_smoke_resolves_with_defaults_filled():
+    cfg = config.resolve("smoke", scale="ci")
+    assert cfg.suite == "smoke" and cfg.scale == "ci" and cfg.variant == "default"
+    assert cfg.stages["classify"]["epochs"] == 8
+    assert cfg.stages["classify"]["select_on"] == "val"
+    assert cfg.dataset["world"]["classes"] >= 2
+
+
+def test_layers_apply_in_order(tmp_path):
+    path = write(tmp_path, "mini.yaml", BASE)
+    cfg = config.resolve(str(path), variant="longer", scale="ci", overrides={"stages.classify.lr": 0.01})
+    stage = cfg.stages["classify"]
+    assert (stage["epochs"], stage["batch_size"], stage["lr"]) == (9, 16, 0.01)
+
+
+def test_include_inherits_and_overrides(tmp_path):
+    write(tmp_path, "base.yaml", BASE)
+    child = write(tmp_path, "child.yaml", "include: base.yaml\nsuite: child\nstages:\n  classify: {epochs: 5}\n")
+    cfg = config.resolve(str(child))
+    assert cfg.suite == "child" and cfg.stages["classify"]["epochs"] == 5
+    assert cfg.stages["classify"]["kind"] == "supervised"
+    assert config.variants(str(child)) == ["default", "longer"]
+
+
+def test_null_removes_a_stage(tmp_path):
+    text = BASE.replace("stages:\n", "stages:\n  extra: {kind: supervised}\n")
+    path = write(tmp_path, "mini.yaml", text)
+    assert list(config.resolve(str(path), overrides={"stages.extra": None}).stages) == ["classify"]
+
+
+def test_hash_is_stable_and_sensitive(tmp_path):
+    path = write(tmp_path, "mini.yaml", BASE)
+    a = config.resolve(str(path))
+    reordered = write(tmp_path, "again.yaml", BASE.replace("suite: mini\n", "") + "suite: mini\ndescription: prose is not hashed\n")
+    assert config.resolve(str(reordered)).hash() == a.hash()
+    assert config.resolve(str(path), seed=1).hash() != a.hash()
+    assert config.resolve(str(path), overrides={"stages.classify.lr": 0.5}).hash() != a.hash()
+    assert len(a.hash()) == 12
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("epochs: 3", "epochs: 3, lrr: 0.1"), r"mini.yaml: stages.classify.lrr: unknown key; did you mean 'lr'"),
+    (("epochs: 3", "epochs: -1"), r"mini.yaml: stages.classify.epochs: .*greater than or equal to 1"),
+    (("suite: mini", "suite: mini\ncolour: red"), r"mini.yaml: colour: unknown key"),
+    (("kind: supervised", "kind: supervized"), r"stages.classify.kind: unknown stage 'supervized'; did you mean 'supervised'"),
+    (("[nway_top1]", "[nway_top2]"), r"evaluate.0: unknown evaluation 'nway_top2'"),
+    (("name: imagenet-eeg", "name: imagenet-eeg, subjekt: 2"), r"dataset.subjekt: unknown key; did you mean 'subject'"),
+])
+def test_bad_keys_and_values_name_file_and_key(tmp_path, edit, message):
+    path = write(tmp_path, "mini.yaml", BASE.replace(*edit))
+    with pytest.raises(UserError, match=message):
+        config.resolve(str(path))
+
+
+def test_errors_name_the_layer_that_set_the_key(tmp_path):
+    path = write(tmp_path, "mini.yaml", BASE)
+    with pytest.raises(UserError, match=r"^--set: stages.classify.epochs"):
+        config.resolve(str(path), overrides=config.parse_set(["stages.classify.epochs=many"]))
+    bad_scale = write(tmp_path, "scaled.yaml", BASE.replace("batch_size: 16", "batch_sise: 16"))
+    with pytest.raises(UserError, match=r"scaled.yaml \(scales.ci\): stages.classify.batch_sise: unknown key"):
+        config.resolve(str(bad_scale), scale="ci")
+
+
+def test_checkpoints_can_never_be_selected_on_test(tmp_path):
+    path = write(tmp_path, "mini.yaml", BASE)
+    with pytest.raises(UserError, match="select_on"):
+        config.resolve(str(path), overrides={"stages.classify.select_on": "test"})
+
+
+def test_unknown_variant_scale_and_file(tmp_path):
+    path = write(tmp_path, "mini.yaml", BASE)
+    with pytest.raises(UserError, match="unknown variant 'shorter'; known variants: default, longer"):
+        config.resolve(str(path), variant="shorter")
+    with pytest.raises(UserError, match="unknown scale"):
+        config.resolve(str(path), scale="huge")
+    with pytest.raises(UserError, match="no such suite file"):
+        config.resolve(str(tmp_path / "missing.yaml"))
+    broken = write(tmp_path, "broken.yaml", "suite: [unclosed\n")
+    with pytest.raises(UserError, match="broken.yaml: line 2 is not valid YAML"):
+        config.resolve(str(broken))
+
+
+def test_parse_set_values():
+    assert config.parse_set(["a.b=1e-4", "c=3", "d=null", "e=text", "f=[1, 2]"]) == {
+        "a.b": 1e-4, "c": 3, "d": None, "e": "text", "f": [1, 2]}
+    with pytest.raises(UserError, match="expected KEY=VALUE"):
+        config.parse_set(["novalue"])
