@@ -1,0 +1,144 @@
+"""The ``eegbench`` command: thin, it parses arguments, calls the library and prints with rich.
+
+Bad input surfaces as one line on stderr and exit code 2. Nothing here imports torch at start-up,
+so ``eegbench --help`` and ``eegbench list`` stay fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from eegbench import config, registry
+from eegbench.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Benchmark EEG decoding into images and text; every number beside its control, chance and CI.")
+data_app = typer.Typer(no_args_is_help=True, help="Prepare datasets: generate synthetic worlds, build array caches.")
+app.add_typer(data_app, name="data")
+console = Console()
+err = Console(stderr=True)
+
+
+@app.command()
+def run(
+    suite: str = typer.Option(..., "--suite", help="Suite name (`eegbench list suites`) or a YAML path."),
+    variant: str = typer.Option(config.DEFAULT_VARIANT, help="Variant (ablation) to run, or 'all'."),
+    scale: str = typer.Option(config.DEFAULT_SCALE, help="ci | small | paper."),
+    data_root: Optional[Path] = typer.Option(None, help="Folder with the real dataset files; default: the synthetic world."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key, e.g. --set stages.classify.lr=1e-4."),
+    seed: Optional[int] = typer.Option(None, help="Seed (default: the suite's)."),
+    out: Path = typer.Option(Path("runs"), help="Run store folder."),
+    force: bool = typer.Option(False, help="Rerun even if a finished run with the same id exists."),
+):
+    """Run a suite (one variant or all) and print each metric with its CI, control and chance."""
+    from eegbench import paths, progress
+    from eegbench.runner import execute
+
+    paths.configure_environment()
+    overrides = config.parse_set(set_)
+    names = config.variants(suite) if variant == "all" else [variant]
+    if data_root is not None and not data_root.is_dir():
+        raise UserError(f"--data-root {data_root}: no such folder; point it at the folder holding the dataset files")
+    resolved = [config.resolve(suite, variant=v, scale=scale, overrides=overrides, seed=seed,
+                               data_root=str(data_root) if data_root else None) for v in names]
+    for cfg in resolved:
+        console.rule(f"{cfg.suite} / {cfg.variant}  (scale {cfg.scale}, seed {cfg.seed}, run {cfg.hash()})")
+        with progress.bars():
+            outcome = execute(cfg, out=out, cache_dir=paths.cache_dir(), force=force)
+        if outcome.reused:
+            console.print("[dim]finished run with this id found; reusing it (--force to rerun)[/dim]")
+        print_metrics(outcome.metrics)
+        console.print(f"run folder: {outcome.run_dir}")
+
+
+def print_metrics(summary: dict) -> None:
+    table = Table(title=f"{summary['suite']} / {summary['variant']}")
+    for col in ("metric", "split", "n", "value", "95% CI", "control", "control value [95% CI]", "p vs control", "chance [95% interval]"):
+        table.add_column(col)
+    for m in summary["metrics"]:
+        controls = m["controls"] or [{"name": "-", "value": None, "ci": None, "p_vs_control": None}]
+        for i, c in enumerate(controls):
+            first = i == 0
+            table.add_row(
+                m["metric"] if first else "", m["split"] if first else "", str(m["n"]) if first else "",
+                f"{m['value']:.3f}" if first else "", _ci(m["ci"]) if first else "",
+                c["name"], f"{c['value']:.3f} {_ci(c['ci'])}" if c["value"] is not None else "-",
+                f"{c['p_vs_control']:.4f}" if c["p_vs_control"] is not None else "-",
+                f"{m['chance']:.3f} {_ci(m['chance_ci'])}" if first else "")
+    console.print(table)
+
+
+def _ci(ci) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+@app.command("list")
+def list_(kind: Optional[str] = typer.Argument(None, help="One of: " + ", ".join(registry.REGISTRIES))):
+    """List registered datasets, encoders, heads, stages, evaluations, controls and suites."""
+    kinds = registry.REGISTRIES
+    if kind is not None:
+        key = kind if kind in kinds else kind + "s"
+        if key not in kinds:
+            raise UserError(f"unknown kind {kind!r}; use one of {', '.join(kinds)}")
+        kinds = {key: kinds[key]}
+    for name, reg in kinds.items():
+        table = Table(title=name, show_header=False, title_justify="left")
+        table.add_column("name", style="bold")
+        table.add_column("summary")
+        for entry in reg:
+            table.add_row(entry.name, entry.summary)
+        console.print(table)
+
+
+@app.command()
+def show(
+    suite: str = typer.Argument(..., help="Suite name or YAML path."),
+    variant: str = typer.Option(config.DEFAULT_VARIANT),
+    scale: str = typer.Option(config.DEFAULT_SCALE),
+    set_: list[str] = typer.Option([], "--set"),
+):
+    """Print a suite's resolved configuration and the run id it hashes to."""
+    cfg = config.resolve(suite, variant=variant, scale=scale, overrides=config.parse_set(set_))
+    console.print(f"# run id: {cfg.hash()}   variants: {', '.join(config.variants(suite))}")
+    console.print(cfg.to_yaml(), markup=False, highlight=False)
+
+
+@data_app.command("prepare")
+def data_prepare(
+    name: str = typer.Argument(..., help="Dataset name (`eegbench list datasets`)."),
+    data_root: Optional[Path] = typer.Option(None, help="Real dataset folder; default: generate the synthetic world."),
+    set_: list[str] = typer.Option([], "--set", help="Override a dataset key, e.g. --set world.classes=40."),
+):
+    """Generate the synthetic world (or check the real files) and build the on-disk array cache."""
+    from eegbench import paths, progress
+
+    paths.configure_environment()
+    settings = config.dotted_to_tree(config.parse_set(set_))
+    if data_root is not None:
+        settings["root"] = str(data_root.resolve())
+    dataset_cls = registry.datasets.get(name)
+    config.validate_component([("--set", settings)], (), dataset_cls.Config, settings)
+    with progress.bars():
+        trials = dataset_cls(settings, paths.cache_dir()).load()
+    console.print(f"{name}: {len(trials.label)} trials, {len(trials.wnids)} classes, "
+                  f"{trials.eeg.shape[1]} channels x {trials.eeg.shape[2]} samples; "
+                  + ", ".join(f"{k} {len(v)}" for k, v in trials.splits.items()))
+
+
+def main() -> None:
+    """Console entry point: run the app, turning UserError into one line and exit code 2."""
+    try:
+        app()
+    except UserError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,12 @@
+"""Classification metrics scored on predictions, never on models."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def nway_top1(predictions: dict) -> dict:
+    """N-way top-1: per-trial correctness of the argmax over all N classes; chance is 1/N."""
+    logits = np.asarray(predictions["logits"])
+    correct = (logits.argmax(axis=1) == np.asarray(predictions["label"])).astype(float)
+    return {"per_trial": correct, "chance": 1.0 / logits.shape[1]}

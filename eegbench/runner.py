@@ -1,0 +1,85 @@
+"""Run one resolved suite variant end to end; the only place that sequences stages.
+
+Order: validate inputs and load data (nothing written yet) -> create the run folder -> each stage
+(resuming from its checkpoints) -> predictions on test, real and under each control -> every
+evaluation scored on both -> metrics.json, per-trial predictions -> index. A bad input found after
+the folder was created removes the folder, so the store never holds half a run.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from eegbench import registry
+from eegbench.config import Resolved
+from eegbench.errors import UserError
+from eegbench.evaluate.report import metric_record
+from eegbench.track.environment import capture
+from eegbench.track.store import FINISHED, RUNNING, Index, Run
+
+
+@dataclass
+class Outcome:
+    run_dir: Path
+    metrics: dict
+    reused: bool
+
+
+def run_dir(cfg: Resolved, out: Path) -> Path:
+    return Path(out) / cfg.suite / cfg.variant / cfg.hash()
+
+
+def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False) -> Outcome:
+    """Run ``cfg`` into ``out``; reuse a finished run with the same id unless ``force``."""
+    import numpy as np
+
+    path = run_dir(cfg, out)
+    run = Run(path)
+    if run.status == FINISHED and not force:
+        return Outcome(path, run.read_json("metrics.json"), reused=True)
+
+    data = registry.datasets.get(cfg.dataset["name"])(cfg.dataset, cache_dir).load()
+    stages = [registry.stages.get(s["kind"])(name, s, cfg.seed) for name, s in cfg.stages.items()]
+
+    if force and path.exists():
+        shutil.rmtree(path)
+    created = not path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        run.write_text("config.yaml", cfg.to_yaml())
+        run.write_json("environment.json", capture())
+        run.write_json("run.json", {"status": RUNNING, "run_id": cfg.hash()})
+        run.log(f"run {cfg.suite}/{cfg.variant} scale={cfg.scale} seed={cfg.seed}")
+        model = None
+        for stage in stages:
+            model = stage.run(data, run, model)
+
+        test = data.splits["test"]
+        eeg, labels = data.eeg[test], data.label[test]
+        predictions = {"real": {**stages[-1].predict(model, eeg), "label": labels}}
+        for i, control in enumerate(cfg.controls):
+            altered = registry.controls.get(control)(eeg, seed=cfg.seed + i + 1)
+            predictions[control] = {**stages[-1].predict(model, altered), "label": labels}
+
+        metrics, per_trial = [], {}
+        for name in cfg.evaluate:
+            evaluate = registry.evaluations.get(name)
+            scored = {key: evaluate(pred) for key, pred in predictions.items()}
+            real = scored.pop("real")
+            metrics.append(metric_record(name, "test", real, scored, seed=cfg.seed))
+            per_trial |= {f"{name}/{key}": np.asarray(s["per_trial"]) for key, s in {"real": real, **scored}.items()}
+        run.save_predictions("test", per_trial)
+
+        summary = {"run_id": cfg.hash(), "suite": cfg.suite, "variant": cfg.variant, "scale": cfg.scale,
+                   "seed": cfg.seed, "path": str(path), "config": cfg.model_dump(), "metrics": metrics}
+        run.write_json("metrics.json", summary)
+        run.write_json("run.json", {"status": FINISHED, "run_id": cfg.hash()})
+        Index(Path(out) / "index.sqlite").record(summary)
+        run.log("finished")
+        return Outcome(path, summary, reused=False)
+    except UserError:
+        if created:
+            shutil.rmtree(path, ignore_errors=True)
+        raise

@@ -1,0 +1,159 @@
+"""The run store: one folder per run, atomic writes, safetensors checkpoints, an index across runs.
+
+Layout::
+
+    <out>/index.sqlite                       runs and metrics of every finished run (leaderboards read it)
+    <out>/<suite>/<variant>/<run-id>/
+        config.yaml  environment.json  run.json  metrics.json  log.txt
+        checkpoints/<stage>.safetensors      best-on-validation weights of each finished stage
+        checkpoints/<stage>.resume.safetensors  last epoch of an unfinished stage (for resume)
+        predictions/<name>.npz               per-trial scores of every metric and control
+        samples/                             image grids (PNG) and texts (JSONL)
+
+Every file is written to a temporary name in its folder and renamed into place, so a reader or
+an interrupted run never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RUNNING, FINISHED = "running", "finished"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+class Run:
+    """One run folder. Created only once the run's inputs have been validated."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @property
+    def status(self) -> str | None:
+        info = self.path / "run.json"
+        return json.loads(info.read_text())["status"] if info.exists() else None
+
+    def write_json(self, name: str, obj: Any) -> None:
+        atomic_write_json(self.path / name, obj)
+
+    def write_text(self, name: str, text: str) -> None:
+        atomic_write_text(self.path / name, text)
+
+    def read_json(self, name: str) -> Any:
+        return json.loads((self.path / name).read_text())
+
+    def log(self, message: str) -> None:
+        with open(self.path / "log.txt", "a") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+
+    def save_predictions(self, name: str, arrays: dict[str, np.ndarray]) -> None:
+        import io
+
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        atomic_write_bytes(self.path / "predictions" / f"{name}.npz", buf.getvalue())
+
+    # checkpoints -------------------------------------------------------------------------
+
+    def checkpoint_path(self, stage: str, resume: bool = False) -> Path:
+        return self.path / "checkpoints" / f"{stage}{'.resume' if resume else ''}.safetensors"
+
+    def save_checkpoint(self, stage: str, tensors: dict, meta: dict, resume: bool = False) -> None:
+        """Write ``tensors`` (name -> torch.Tensor) with JSON ``meta`` as one safetensors file."""
+        from safetensors.torch import save
+
+        blob = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()},
+                    metadata={"eegbench": json.dumps(meta, default=_json_default)})
+        atomic_write_bytes(self.checkpoint_path(stage, resume), blob)
+
+    def load_checkpoint(self, stage: str, resume: bool = False) -> tuple[dict, dict] | None:
+        from safetensors import safe_open
+
+        path = self.checkpoint_path(stage, resume)
+        if not path.exists():
+            return None
+        with safe_open(str(path), framework="pt") as fh:
+            meta = json.loads(fh.metadata()["eegbench"])
+            return {k: fh.get_tensor(k) for k in fh.keys()}, meta
+
+    def drop_checkpoint(self, stage: str, resume: bool = False) -> None:
+        self.checkpoint_path(stage, resume).unlink(missing_ok=True)
+
+
+class Index:
+    """SQLite index of finished runs; safe for concurrent writers (WAL, busy timeout)."""
+
+    SCHEMA = """
+    CREATE TABLE IF NOT EXISTS runs (
+        run_id TEXT PRIMARY KEY, suite TEXT, variant TEXT, scale TEXT, seed INTEGER,
+        path TEXT, finished REAL, config TEXT);
+    CREATE TABLE IF NOT EXISTS metrics (
+        run_id TEXT, metric TEXT, split TEXT, value REAL, ci_low REAL, ci_high REAL, n INTEGER,
+        chance REAL, control TEXT, control_value REAL, p_vs_control REAL,
+        PRIMARY KEY (run_id, metric, split));
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as db:
+            db.executescript(self.SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=60)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    def record(self, summary: dict) -> None:
+        """Insert or replace one run and its metrics in a single transaction."""
+        with closing(self._connect()) as db, db:
+            db.execute("DELETE FROM metrics WHERE run_id = ?", (summary["run_id"],))
+            db.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?)", (
+                summary["run_id"], summary["suite"], summary["variant"], summary["scale"], summary["seed"],
+                summary["path"], time.time(), json.dumps(summary["config"], sort_keys=True)))
+            for m in summary["metrics"]:
+                control = m["controls"][0] if m["controls"] else {}
+                db.execute("INSERT INTO metrics VALUES (?,?,?,?,?,?,?,?,?,?,?)", (
+                    summary["run_id"], m["metric"], m["split"], m["value"], m["ci"][0], m["ci"][1], m["n"],
+                    m["chance"], control.get("name"), control.get("value"), control.get("p_vs_control")))
+
+    def runs(self, suite: str | None = None) -> list[dict]:
+        with closing(self._connect()) as db:
+            db.row_factory = sqlite3.Row
+            sql, args = "SELECT * FROM runs", ()
+            if suite:
+                sql, args = sql + " WHERE suite = ?", (suite,)
+            return [dict(r) for r in db.execute(sql + " ORDER BY finished", args)]

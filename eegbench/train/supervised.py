@@ -1,0 +1,130 @@
+"""The supervised stage: an encoder and a classifier head trained with cross-entropy.
+
+The checkpoint kept is the epoch with the best validation accuracy; test data is never looked at.
+Each epoch's state (weights, optimiser, best-so-far) is checkpointed, so an interrupted run resumes
+where it stopped, and per-epoch seeding makes a resumed run identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from eegbench import progress
+from eegbench.config import StrictModel
+from eegbench.errors import UserError
+from eegbench.train.checkpoint import optimizer_from_tensors, optimizer_to_tensors
+
+
+class SupervisedStage:
+    """Encoder + classifier head trained with cross-entropy; checkpoint chosen on val."""
+
+    class Config(StrictModel):
+        encoder: str = "deep4"
+        encoder_args: dict = {}
+        embed_dim: int = Field(128, ge=1)
+        head: str = "classifier"
+        epochs: int = Field(20, ge=1)
+        batch_size: int = Field(64, ge=1)
+        lr: float = Field(1e-3, gt=0)
+        weight_decay: float = Field(0.0, ge=0)
+        select_on: Literal["val"] = "val"  # checkpoint selection split; never test
+
+    def __init__(self, name: str, config: dict, seed: int):
+        self.name = name
+        self.config = self.Config.model_validate({k: v for k, v in config.items() if k != "kind"})
+        self.seed = seed
+
+    def build(self, n_chans: int, n_times: int, n_classes: int):
+        import torch
+        from torch import nn
+
+        from eegbench import registry
+
+        c = self.config
+        torch.manual_seed(self.seed)
+        try:
+            encoder = registry.encoders.get(c.encoder)(n_chans=n_chans, n_times=n_times, out_dim=c.embed_dim, **c.encoder_args)
+        except TypeError as exc:
+            raise UserError(f"stages.{self.name}.encoder_args: {exc}; fix the argument names") from None
+        head = registry.heads.get(c.head)(c.embed_dim, n_classes)
+        return nn.Sequential(encoder, head)
+
+    def run(self, data, run, model=None):
+        """Train on ``data.splits['train']``, select on ``'val'``; return the selected model."""
+        import numpy as np
+        import torch
+        import torch.nn.functional as F
+
+        c = self.config
+        model = model or self.build(data.eeg.shape[1], data.eeg.shape[2], len(data.wnids))
+        done = run.load_checkpoint(self.name)
+        if done is not None:
+            model.load_state_dict(done[0])
+            return model
+
+        train, val = data.splits["train"], data.splits["val"]
+        x_train = torch.from_numpy(np.ascontiguousarray(data.eeg[train]))
+        y_train = torch.from_numpy(data.label[train])
+        x_val, y_val = np.ascontiguousarray(data.eeg[val]), data.label[val]
+        opt = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        best, history, start = {"acc": -1.0, "epoch": -1, "state": None}, [], 0
+
+        resume = run.load_checkpoint(self.name, resume=True)
+        if resume is not None:
+            tensors, meta = resume
+            model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+            optimizer_from_tensors(opt, tensors, meta["optimizer"])
+            best = {"acc": meta["best_acc"], "epoch": meta["best_epoch"],
+                    "state": {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}}
+            history, start = meta["history"], meta["epoch"] + 1
+            run.log(f"{self.name}: resuming after epoch {meta['epoch']}")
+
+        for epoch in progress.track(range(start, c.epochs), f"{self.name}: training", total=c.epochs - start):
+            torch.manual_seed(self.seed * 100_003 + epoch)
+            model.train()
+            order = torch.randperm(len(x_train))
+            losses = []
+            for i in range(0, len(order), c.batch_size):
+                idx = order[i:i + c.batch_size]
+                if len(idx) < 2:  # batch norm needs two samples
+                    continue
+                loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+            acc = float((predict_logits(model, x_val, c.batch_size).argmax(1) == y_val).mean())
+            history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_acc": acc})
+            run.log(f"{self.name}: epoch {epoch} train_loss {history[-1]['train_loss']:.4f} val_acc {acc:.4f}")
+            if acc > best["acc"]:
+                best = {"acc": acc, "epoch": epoch, "state": {k: v.clone() for k, v in model.state_dict().items()}}
+            tensors = {**{f"model.{k}": v for k, v in model.state_dict().items()},
+                       **{f"best.{k}": v for k, v in best["state"].items()}}
+            opt_tensors, opt_meta = optimizer_to_tensors(opt)
+            run.save_checkpoint(self.name, {**tensors, **opt_tensors}, {
+                "epoch": epoch, "best_acc": best["acc"], "best_epoch": best["epoch"], "history": history,
+                "optimizer": opt_meta}, resume=True)
+
+        model.load_state_dict(best["state"])
+        run.save_checkpoint(self.name, model.state_dict(), {
+            "selected_on": "val", "best_epoch": best["epoch"], "val_acc": best["acc"], "history": history})
+        run.drop_checkpoint(self.name, resume=True)
+        run.log(f"{self.name}: selected epoch {best['epoch']} on val (acc {best['acc']:.4f})")
+        return model
+
+    def predict(self, model, eeg) -> dict:
+        """Class logits for numpy ``eeg`` [n, channels, times]."""
+        return {"logits": predict_logits(model, eeg, self.config.batch_size)}
+
+
+def predict_logits(model, eeg, batch_size: int = 256):
+    """Logits of ``model`` on numpy ``eeg`` [n, channels, times], in eval mode, as numpy."""
+    import numpy as np
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        out = [model(torch.from_numpy(np.ascontiguousarray(eeg[i:i + batch_size]))) for i in range(0, len(eeg), batch_size)]
+    return torch.cat(out).numpy()

@@ -1,0 +1,105 @@
+"""The command line: listings, resolved configs, and bad input as one line with exit code 2."""
+
+import shutil
+import sys
+
+import pytest
+import torch
+
+from eegbench import cli, registry
+
+
+def invoke(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["eegbench", *args])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    out = capsys.readouterr()
+    return exc.value.code or 0, out.out, out.err
+
+
+def test_list_shows_every_registered_item(monkeypatch, capsys):
+    code, out, _ = invoke(monkeypatch, capsys, "list")
+    assert code == 0
+    for reg in registry.REGISTRIES.values():
+        for entry in reg:
+            assert entry.name in out
+
+
+def test_show_prints_resolved_config_and_run_id(monkeypatch, capsys, ci_smoke):
+    code, out, _ = invoke(monkeypatch, capsys, "show", "smoke", "--scale", "ci")
+    assert code == 0 and ci_smoke.hash() in out and "select_on: val" in out
+
+
+@pytest.fixture(scope="module")
+def world_root(cache_dir, ci_smoke):
+    from eegbench.data.datasets import ImageNetEEG
+
+    return ImageNetEEG(ci_smoke.dataset, cache_dir).prepare()
+
+
+def copy_world(world_root, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(world_root, root, ignore=shutil.ignore_patterns("images"))
+    return root
+
+
+def corrupt_channels(root):
+    data = torch.load(root / "eeg_5_95_std.pth", weights_only=True)
+    data["dataset"][5]["eeg"] = data["dataset"][5]["eeg"][:64]
+    torch.save(data, root / "eeg_5_95_std.pth")
+
+
+def drop_key(root):
+    data = torch.load(root / "eeg_5_95_std.pth", weights_only=True)
+    del data["labels"]
+    torch.save(data, root / "eeg_5_95_std.pth")
+
+
+def add_nan(root):
+    data = torch.load(root / "eeg_5_95_std.pth", weights_only=True)
+    data["dataset"][7]["eeg"][3, 10] = float("nan")
+    torch.save(data, root / "eeg_5_95_std.pth")
+
+
+def bad_split_index(root):
+    splits = torch.load(root / "block_splits_by_image_all.pth", weights_only=True)
+    splits["splits"][0]["test"].append(10**6)
+    torch.save(splits, root / "block_splits_by_image_all.pth")
+
+
+def garbage(root):
+    (root / "eeg_5_95_std.pth").write_bytes(b"not a torch file")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (corrupt_channels, r"eeg_5_95_std.pth: .*trial 5.*128"),
+    (drop_key, r"eeg_5_95_std.pth: .*'labels'"),
+    (add_nan, r"eeg_5_95_std.pth: .*trial 7.*NaN"),
+    (bad_split_index, r"block_splits_by_image_all.pth: .*1000000"),
+    (garbage, r"eeg_5_95_std.pth"),
+])
+def test_bad_data_files_exit_2_with_one_line_and_write_nothing(monkeypatch, capsys, tmp_path, world_root, damage, message):
+    root = copy_world(world_root, tmp_path)
+    damage(root)
+    out = tmp_path / "runs"
+    code, _, err = invoke(monkeypatch, capsys, "run", "--suite", "smoke", "--scale", "ci",
+                          "--data-root", str(root), "--out", str(out))
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert pytest.importorskip("re").search(message, err), err
+    assert not out.exists() or not any(out.rglob("*.json")), list(out.rglob("*"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--suite", "smok"], "unknown suite 'smok'; did you mean 'smoke'"),
+    (["run", "--suite", "smoke", "--variant", "nope"], "unknown variant 'nope'"),
+    (["run", "--suite", "smoke", "--set", "stages.classify.epoch=3"], "--set: stages.classify.epoch: unknown key; did you mean 'epochs'"),
+    (["run", "--suite", "smoke", "--data-root", "/nonexistent/eeg"], "--data-root /nonexistent/eeg: no such folder"),
+    (["run", "--suite", "smoke", "--scale", "huge"], "unknown scale"),
+    (["list", "gadgets"], "unknown kind 'gadgets'"),
+    (["data", "prepare", "imagenet-eg"], "unknown dataset 'imagenet-eg'; did you mean 'imagenet-eeg'"),
+])
+def test_bad_names_exit_2_with_one_line(monkeypatch, capsys, tmp_path, args, message):
+    code, _, err = invoke(monkeypatch, capsys, *args, *(["--out", str(tmp_path / "runs")] if args[0] == "run" else []))
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "runs").exists()

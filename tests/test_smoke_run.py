@@ -1,0 +1,73 @@
+"""End to end: the smoke suite at ci scale trains, selects on val, and beats its control."""
+
+import json
+
+import numpy as np
+import pytest
+
+from eegbench.runner import execute
+from eegbench.track.store import Index, Run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def finished(ci_smoke, cache_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    return execute(ci_smoke, out=out, cache_dir=cache_dir), out
+
+
+def test_decodes_far_above_chance_and_control_sits_at_chance(finished):
+    outcome, _ = finished
+    [metric] = outcome.metrics["metrics"]
+    assert metric["metric"] == "nway_top1" and metric["split"] == "test"
+    assert metric["ci"][0] > 2 * metric["chance"], metric          # far above chance, CI included
+    assert metric["ci"][0] > metric["chance_ci"][1], metric
+    [control] = metric["controls"]
+    assert control["name"] == "shuffled_eeg"
+    assert metric["chance_ci"][0] <= control["value"] <= metric["chance_ci"][1], metric
+    assert control["p_vs_control"] < 0.01
+
+
+def test_run_folder_holds_everything_a_reader_needs(finished):
+    outcome, out = finished
+    names = {p.relative_to(outcome.run_dir).as_posix() for p in outcome.run_dir.rglob("*")}
+    assert {"config.yaml", "environment.json", "metrics.json", "run.json", "log.txt",
+            "checkpoints/classify.safetensors", "predictions/test.npz"} <= names
+    assert not any(n.endswith(".resume.safetensors") or ".tmp-" in n for n in names)
+    env = json.loads((outcome.run_dir / "environment.json").read_text())
+    assert env["packages"]["torch"].startswith("2.11.0") and env["device"] == "cpu"
+    _, meta = Run(outcome.run_dir).load_checkpoint("classify")
+    assert meta["selected_on"] == "val"
+    assert [r["run_id"] for r in Index(out / "index.sqlite").runs("smoke")] == [outcome.run_dir.name]
+
+
+def test_finished_run_is_reused(finished, ci_smoke, cache_dir):
+    outcome, out = finished
+    again = execute(ci_smoke, out=out, cache_dir=cache_dir)
+    assert again.reused and again.metrics == outcome.metrics
+
+
+def test_interrupted_run_resumes_to_the_same_metrics(finished, ci_smoke, cache_dir, tmp_path, monkeypatch):
+    """Kill training after epoch 3 (before its checkpoint), rerun: it resumes and matches exactly."""
+    outcome, _ = finished
+    real_log = Run.log
+
+    def dying_log(self, message):
+        real_log(self, message)
+        if "epoch 3 " in message:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Run, "log", dying_log)
+    with pytest.raises(KeyboardInterrupt):
+        execute(ci_smoke, out=tmp_path, cache_dir=cache_dir)
+    monkeypatch.setattr(Run, "log", real_log)
+    run_dir = tmp_path / "smoke" / "default" / ci_smoke.hash()
+    assert Run(run_dir).status == "running" and Run(run_dir).checkpoint_path("classify", resume=True).exists()
+
+    resumed = execute(ci_smoke, out=tmp_path, cache_dir=cache_dir)
+    assert "resuming after epoch 2" in (run_dir / "log.txt").read_text()
+    strip = lambda m: {k: v for k, v in m.items() if k != "path"}
+    assert strip(resumed.metrics) == strip(outcome.metrics)
+    with np.load(run_dir / "predictions" / "test.npz") as a, np.load(outcome.run_dir / "predictions" / "test.npz") as b:
+        assert all(np.array_equal(a[k], b[k]) for k in a.files)
