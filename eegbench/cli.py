@@ -7,6 +7,7 @@ so ``eegbench --help`` and ``eegbench list`` stay fast.
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -58,24 +59,20 @@ def run(
 
 
 def print_metrics(summary: dict) -> None:
+    """Each metric with its CI, every control beside it, and the chance interval."""
     table = Table(title=f"{summary['suite']} / {summary['variant']}")
-    for col in ("metric", "split", "n", "value", "95% CI", "control", "control value [95% CI]", "p vs control", "chance [95% interval]"):
+    for col in ("metric (split, n)", "value [95% CI]", "control: value [95% CI]", "p vs control", "chance [95% interval]"):
         table.add_column(col)
     for m in summary["metrics"]:
-        controls = m["controls"] or [{"name": "-", "value": None, "ci": None, "p_vs_control": None}]
-        for i, c in enumerate(controls):
-            first = i == 0
-            table.add_row(
-                m["metric"] if first else "", m["split"] if first else "", str(m["n"]) if first else "",
-                f"{m['value']:.3f}" if first else "", _ci(m["ci"]) if first else "",
-                c["name"], f"{c['value']:.3f} {_ci(c['ci'])}" if c["value"] is not None else "-",
-                f"{c['p_vs_control']:.4f}" if c["p_vs_control"] is not None else "-",
-                f"{m['chance']:.3f} {_ci(m['chance_ci'])}" if first else "")
+        controls = [f"{c['name']}: {_num(c['value'], c['ci'])}" for c in m["controls"]] or ["-"]
+        pvals = [f"{c['p_vs_control']:.4f}" for c in m["controls"]] or ["-"]
+        table.add_row(f"{m['metric']} ({m['split']}, {m['n']})", _num(m["value"], m["ci"]),
+                      "\n".join(controls), "\n".join(pvals), _num(m["chance"], m["chance_ci"]))
     console.print(table)
 
 
-def _ci(ci) -> str:
-    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+def _num(value: float, ci) -> str:
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
 @app.command("list")
@@ -133,6 +130,8 @@ def data_prepare(
 
 def main() -> None:
     """Console entry point: run the app, turning UserError into one line and exit code 2."""
+    for noisy in ("braindecode", "mne"):  # deprecation chatter a user cannot act on
+        warnings.filterwarnings("ignore", category=FutureWarning, module=noisy)
     try:
         app()
     except UserError as exc:

@@ -57,7 +57,7 @@ def drop_key(root):
 
 def add_nan(root):
     data = torch.load(root / "eeg_5_95_std.pth", weights_only=True)
-    data["dataset"][7]["eeg"][3, 10] = float("nan")
+    data["dataset"][7]["eeg"][3, 100] = float("nan")  # inside the [20:460] crop
     torch.save(data, root / "eeg_5_95_std.pth")
 
 

@@ -29,7 +29,7 @@ scales:
 def test_smoke_resolves_with_defaults_filled():
     cfg = config.resolve("smoke", scale="ci")
     assert cfg.suite == "smoke" and cfg.scale == "ci" and cfg.variant == "default"
-    assert cfg.stages["classify"]["epochs"] == 8
+    assert cfg.stages["classify"]["epochs"] == 15
     assert cfg.stages["classify"]["select_on"] == "val"
     assert cfg.dataset["world"]["classes"] >= 2
 

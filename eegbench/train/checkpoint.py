@@ -28,4 +28,7 @@ def optimizer_from_tensors(opt, tensors: dict, meta: dict) -> None:
     for name, value in meta["scalars"].items():
         pid, key = name.split(".", 1)
         state.setdefault(int(pid), {})[key] = value
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    # JSON turned tuples (e.g. Adam's betas) into lists; restore them from the live groups.
+    groups = [{k: tuple(v) if isinstance(live.get(k), tuple) else v for k, v in saved.items()}
+              for saved, live in zip(meta["param_groups"], opt.param_groups)]
+    opt.load_state_dict({"state": state, "param_groups": groups})
