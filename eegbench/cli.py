@@ -36,12 +36,19 @@ def run(
     seed: Optional[int] = typer.Option(None, help="Seed (default: the suite's)."),
     out: Path = typer.Option(Path("runs"), help="Run store folder."),
     force: bool = typer.Option(False, help="Rerun even if a finished run with the same id exists."),
+    wandb: Optional[bool] = typer.Option(None, "--wandb/--no-wandb",
+                                         help="W&B: offline files in the run folder by default; --wandb online; --no-wandb off."),
 ):
     """Run a suite (one variant or all) and print each metric with its CI, control and chance."""
     from eegbench import paths, progress
     from eegbench.runner import execute
 
     paths.configure_environment()
+    wandb_mode = {None: "offline", True: "online", False: "disabled"}[wandb]
+    if wandb_mode == "online":
+        from eegbench.track.wandb_log import check_online_credentials
+
+        check_online_credentials()
     overrides = config.parse_set(set_)
     names = config.variants(suite) if variant == "all" else [variant]
     if data_root is not None and not data_root.is_dir():
@@ -51,7 +58,7 @@ def run(
     for cfg in resolved:
         console.rule(f"{cfg.suite} / {cfg.variant}  (scale {cfg.scale}, seed {cfg.seed}, run {cfg.hash()})")
         with progress.bars():
-            outcome = execute(cfg, out=out, cache_dir=paths.cache_dir(), force=force)
+            outcome = execute(cfg, out=out, cache_dir=paths.cache_dir(), force=force, wandb=wandb_mode)
         if outcome.reused:
             console.print("[dim]finished run with this id found; reusing it (--force to rerun)[/dim]")
         print_metrics(outcome.metrics)

@@ -18,6 +18,7 @@ from eegbench.errors import UserError
 from eegbench.evaluate.report import metric_record
 from eegbench.track.environment import capture
 from eegbench.track.store import FINISHED, RUNNING, Index, Run
+from eegbench.track.wandb_log import log_run
 
 
 @dataclass
@@ -31,8 +32,11 @@ def run_dir(cfg: Resolved, out: Path) -> Path:
     return Path(out) / cfg.suite / cfg.variant / cfg.hash()
 
 
-def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False) -> Outcome:
-    """Run ``cfg`` into ``out``; reuse a finished run with the same id unless ``force``."""
+def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False, wandb: str = "disabled") -> Outcome:
+    """Run ``cfg`` into ``out``; reuse a finished run with the same id unless ``force``.
+
+    ``wandb`` is ``offline`` (files in the run folder), ``online`` or ``disabled``.
+    """
     import numpy as np
 
     path = run_dir(cfg, out)
@@ -77,6 +81,7 @@ def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False) -
         run.write_json("metrics.json", summary)
         run.write_json("run.json", {"status": FINISHED, "run_id": cfg.hash()})
         Index(Path(out) / "index.sqlite").record(summary)
+        log_run(run, summary, wandb)
         run.log("finished")
         return Outcome(path, summary, reused=False)
     except UserError:

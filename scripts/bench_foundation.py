@@ -32,7 +32,7 @@ def cli_startup() -> None:
     for args in (["--help"], ["list"]):
         probe = ("import sys; sys.argv=['eegbench', *%r]; from eegbench.cli import app\n"
                  "try: app()\nexcept SystemExit: pass\nprint('torch' in sys.modules)" % (args,))
-        torch_loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+        torch_loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT).stdout.split()[-1]
         print(f"eegbench {' '.join(args):<8} {wall(EEGBENCH + args, repeat=3):6.2f} s  (torch imported: {torch_loaded})")
 
 

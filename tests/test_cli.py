@@ -97,9 +97,12 @@ def test_bad_data_files_exit_2_with_one_line_and_write_nothing(monkeypatch, caps
     (["run", "--suite", "smoke", "--data-root", "/nonexistent/eeg"], "--data-root /nonexistent/eeg: no such folder"),
     (["run", "--suite", "smoke", "--scale", "huge"], "unknown scale"),
     (["list", "gadgets"], "unknown kind 'gadgets'"),
+    (["run", "--suite", "smoke", "--wandb"], "--wandb logs online and needs a W&B API key"),
     (["data", "prepare", "imagenet-eg"], "unknown dataset 'imagenet-eg'; did you mean 'imagenet-eeg'"),
 ])
 def test_bad_names_exit_2_with_one_line(monkeypatch, capsys, tmp_path, args, message):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc with W&B credentials
     code, _, err = invoke(monkeypatch, capsys, *args, *(["--out", str(tmp_path / "runs")] if args[0] == "run" else []))
     assert code == 2 and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "runs").exists()

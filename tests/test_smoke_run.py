@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def finished(ci_smoke, cache_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    return execute(ci_smoke, out=out, cache_dir=cache_dir), out
+    return execute(ci_smoke, out=out, cache_dir=cache_dir, wandb="offline"), out
 
 
 def test_decodes_far_above_chance_and_control_sits_at_chance(finished):
@@ -40,6 +40,7 @@ def test_run_folder_holds_everything_a_reader_needs(finished):
     _, meta = Run(outcome.run_dir).load_checkpoint("classify")
     assert meta["selected_on"] == "val"
     assert [r["run_id"] for r in Index(out / "index.sqlite").runs("smoke")] == [outcome.run_dir.name]
+    assert len(list(outcome.run_dir.glob("wandb/offline-run-*/run-*.wandb"))) == 1  # W&B offline, in the run folder
 
 
 def test_finished_run_is_reused(finished, ci_smoke, cache_dir):

@@ -1,0 +1,49 @@
+"""Mirror a finished run into Weights & Biases: offline files in the run folder unless asked online."""
+
+from __future__ import annotations
+
+import netrc
+import os
+
+from eegbench.errors import UserError
+from eegbench.track.store import Run
+
+MODES = ("offline", "online", "disabled")
+
+
+def check_online_credentials() -> None:
+    """Fail before any work when online logging is asked for without a W&B API key."""
+    if os.environ.get("WANDB_API_KEY"):
+        return
+    try:
+        if netrc.netrc().authenticators("api.wandb.ai"):
+            return
+    except (OSError, netrc.NetrcParseError):
+        pass
+    raise UserError("--wandb logs online and needs a W&B API key; set WANDB_API_KEY or run `wandb login`, "
+                    "or drop --wandb to log offline into the run folder")
+
+
+def log_run(run: Run, summary: dict, mode: str) -> None:
+    """Log config, each stage's per-epoch history and every metric with its CI, control and chance."""
+    if mode == "disabled":
+        return
+    import wandb
+
+    cfg = summary["config"]
+    with wandb.init(project="eegbench", dir=run.path, mode=mode, group=summary["suite"], job_type=summary["variant"],
+                    name=f"{summary['suite']}/{summary['variant']}/{summary['run_id']}", config=cfg,
+                    settings=wandb.Settings(silent=True)) as wb:
+        step = 0
+        for stage in cfg["stages"]:
+            checkpoint = run.load_checkpoint(stage)
+            for epoch in (checkpoint[1].get("history", []) if checkpoint else []):
+                wb.log({f"{stage}/{k}": v for k, v in epoch.items()}, step=step)
+                step += 1
+        for m in summary["metrics"]:
+            key = f"{m['split']}/{m['metric']}"
+            wb.summary.update({key: m["value"], f"{key}/ci_low": m["ci"][0], f"{key}/ci_high": m["ci"][1],
+                               f"{key}/chance": m["chance"]})
+            for c in m["controls"]:
+                wb.summary.update({f"{key}/control/{c['name']}": c["value"],
+                                   f"{key}/control/{c['name']}/p": c["p_vs_control"]})
