@@ -76,6 +76,9 @@ def print_metrics(summary: dict) -> None:
         table.add_row(f"{m['metric']} ({m['split']}, {m['n']})", _num(m["value"], m["ci"]),
                       "\n".join(controls), "\n".join(pvals), _num(m["chance"], m["chance_ci"]))
     console.print(table)
+    for m in summary["metrics"]:
+        if m.get("warning"):
+            console.print(f"[bold yellow]warning:[/bold yellow] {m['warning']}")
 
 
 def _num(value: float, ci) -> str:
@@ -132,7 +135,7 @@ def data_prepare(
         trials = dataset_cls(settings, paths.cache_dir()).load()
     console.print(f"{name}: {len(trials.label)} trials, {len(trials.wnids)} classes, "
                   f"{trials.eeg.shape[1]} channels x {trials.eeg.shape[2]} samples; "
-                  + ", ".join(f"{k} {len(v)}" for k, v in trials.splits.items()))
+                  + ", ".join(f"{k} {len(v)}" for k, v in trials.splits.items()), soft_wrap=True)
 
 
 def main() -> None:

@@ -56,6 +56,7 @@ class SuiteFile(StrictModel):
     stages: dict[str, StageRef | None]
     evaluate: list[str] = Field(min_length=1)
     controls: list[str] = []
+    probes: list[str] = []
     variants: dict[str, dict[str, Any]] = {}
     scales: dict[str, dict[str, Any]] = {}
 
@@ -74,6 +75,7 @@ class Resolved(BaseModel):
     stages: dict[str, dict[str, Any]]
     evaluate: list[str]
     controls: list[str]
+    probes: list[str]
     source: str
 
     def hash(self) -> str:
@@ -184,25 +186,36 @@ def _fail(layers, loc: tuple, msg: str) -> UserError:
     return UserError(f"{_origin(layers, loc)}: {key}: {msg}")
 
 
-def _pydantic_error(layers, prefix: tuple, exc: ValidationError, fields: list[str] | None = None) -> UserError:
+def _pydantic_error(layers, prefix: tuple, exc: ValidationError, model: type[BaseModel]) -> UserError:
     err = exc.errors()[0]
     loc = prefix + tuple(err["loc"])
     if err["type"] == "extra_forbidden":
         import difflib
 
-        close = difflib.get_close_matches(str(loc[-1]), fields or [], n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(fields or [])}"
+        fields = list(_model_at(model, err["loc"][:-1]).model_fields)
+        close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(fields)}"
         return _fail(layers, loc, f"unknown key; {hint}")
     if err["type"] == "missing":
         return _fail(layers, loc, "required key is missing; add it")
     return _fail(layers, loc, f"{err['msg']} (got {err.get('input')!r}); fix the value")
 
 
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel]:
+    """The nested pydantic model that ``loc`` (a path of field names) leads to."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            break
+        model = field.annotation
+    return model
+
+
 def validate_component(layers, prefix: tuple, config_model: type[BaseModel], section: dict) -> dict:
     try:
         return config_model.model_validate(section).model_dump(mode="json")
     except ValidationError as exc:
-        raise _pydantic_error(layers, prefix, exc, list(config_model.model_fields)) from None
+        raise _pydantic_error(layers, prefix, exc, config_model) from None
 
 
 def suite_path(name_or_path: str) -> Path:
@@ -226,7 +239,7 @@ def resolve(suite: str, *, variant: str = DEFAULT_VARIANT, scale: str = DEFAULT_
     try:
         shape = SuiteFile.model_validate(merged)
     except ValidationError as exc:
-        raise _pydantic_error(layers, (), exc, list(SuiteFile.model_fields)) from None
+        raise _pydantic_error(layers, (), exc, SuiteFile) from None
 
     if scale not in SCALES:
         raise UserError(f"--scale {scale!r}: unknown scale; use one of {', '.join(SCALES)}")
@@ -249,7 +262,7 @@ def resolve(suite: str, *, variant: str = DEFAULT_VARIANT, scale: str = DEFAULT_
     try:
         shape = SuiteFile.model_validate(tree)
     except ValidationError as exc:
-        raise _pydantic_error(layers, (), exc, list(SuiteFile.model_fields)) from None
+        raise _pydantic_error(layers, (), exc, SuiteFile) from None
 
     dataset_cls = registry.datasets.get(shape.dataset.name)
     dataset = {"name": shape.dataset.name, **validate_component(
@@ -263,9 +276,11 @@ def resolve(suite: str, *, variant: str = DEFAULT_VARIANT, scale: str = DEFAULT_
         _known(layers, ("evaluate", i), registry.evaluations, name)
     for i, name in enumerate(shape.controls):
         _known(layers, ("controls", i), registry.controls, name)
+    for i, name in enumerate(shape.probes):
+        _known(layers, ("probes", i), registry.probes, name)
     return Resolved(suite=shape.suite, variant=variant, scale=scale, seed=shape.seed,
                     description=shape.description, cite=shape.cite, dataset=dataset, stages=stages,
-                    evaluate=shape.evaluate, controls=shape.controls, source=str(path))
+                    evaluate=shape.evaluate, controls=shape.controls, probes=shape.probes, source=str(path))
 
 
 def _known(layers, loc: tuple, reg: registry.Registry, name: str):

@@ -105,6 +105,7 @@ heads = Registry("head")
 stages = Registry("stage")
 evaluations = Registry("evaluation")
 controls = Registry("control")
+probes = Registry("probe")
 suites = Registry("suite")
 
 REGISTRIES: dict[str, Registry] = {
@@ -114,6 +115,7 @@ REGISTRIES: dict[str, Registry] = {
     "stages": stages,
     "evaluations": evaluations,
     "controls": controls,
+    "probes": probes,
     "suites": suites,
 }
 
@@ -122,19 +124,28 @@ datasets.register("imagenet-eeg", lazy="eegbench.data.datasets:ImageNetEEG",
                   summary="ImageNet-EEG (Spampinato et al. 2017); synthetic world by default")
 encoders.register("deep4", lazy="eegbench.models.deep4:Deep4Encoder",
                   summary="braindecode Deep4Net (Schirrmeister et al. 2017), pooled to a feature vector")
+encoders.register("mae-vit", lazy="eegbench.models.mae:MAEEncoder",
+                  summary="MAE-ViT over 1-D EEG tokens (DreamDiffusion), mean-pooled to a feature vector")
 heads.register("classifier", lazy="eegbench.models.heads:LinearClassifier",
                summary="linear layer from encoder features to class logits")
 stages.register("supervised", lazy="eegbench.train.supervised:SupervisedStage",
                 summary="encoder + classifier head trained with cross-entropy; checkpoint chosen on val")
+stages.register("msm", lazy="eegbench.train.msm:MSMStage",
+                summary="masked-signal-modelling pretraining of an MAE-ViT (DreamDiffusion); checkpoint chosen on val")
 evaluations.register("nway_top1", lazy="eegbench.evaluate.classification:nway_top1",
                      summary="N-way top-1 accuracy of class predictions (N = the dataset's classes)")
 controls.register("shuffled_eeg", lazy="eegbench.evaluate.controls:shuffled_eeg",
                   summary="test EEG permuted across trials; decoding should fall to chance")
+probes.register("block_confound", lazy="eegbench.evaluate.confound:block_confound_probe",
+                summary="classifier on slow (< 2 Hz) content only; above chance = block-design confound")
+controls.register("noise_eeg", lazy="eegbench.evaluate.controls:noise_eeg",
+                  summary="Gaussian noise with the test EEG's channel statistics in place of EEG")
 
 
 def suite_dirs() -> list[Path]:
-    """Folders searched for suite YAML files: the repository's ``benchmarks/`` folder."""
-    return [Path(__file__).resolve().parent.parent / "benchmarks"]
+    """Folders holding suite YAML: the checkout's ``benchmarks/``, or its copy inside an installed wheel."""
+    here = Path(__file__).resolve().parent
+    return [d for d in (here.parent / "benchmarks", here / "benchmarks") if d.is_dir()]
 
 
 def _register_suite_files() -> None:

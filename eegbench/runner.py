@@ -74,6 +74,13 @@ def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False, w
             real = scored.pop("real")
             metrics.append(metric_record(name, "test", real, scored, seed=cfg.seed))
             per_trial |= {f"{name}/{key}": np.asarray(s["per_trial"]) for key, s in {"real": real, **scored}.items()}
+        for name in cfg.probes:
+            record = metric_record(f"probe:{name}", "test", registry.probes.get(name)(data, seed=cfg.seed), {}, seed=cfg.seed)
+            if record["ci"][0] > record["chance_ci"][1]:
+                record["warning"] = (f"the {name} probe decodes above chance from confound-only features; "
+                                     "decoding on this split may not reflect stimulus content")
+                run.log(f"WARNING: {record['warning']}")
+            metrics.append(record)
         run.save_predictions("test", per_trial)
 
         summary = {"run_id": cfg.hash(), "suite": cfg.suite, "variant": cfg.variant, "scale": cfg.scale,

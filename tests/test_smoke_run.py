@@ -17,16 +17,27 @@ def finished(ci_smoke, cache_dir, tmp_path_factory):
     return execute(ci_smoke, out=out, cache_dir=cache_dir, wandb="offline"), out
 
 
-def test_decodes_far_above_chance_and_control_sits_at_chance(finished):
+def test_decodes_far_above_chance_and_controls_sit_at_chance(finished):
     outcome, _ = finished
-    [metric] = outcome.metrics["metrics"]
+    metric, probe = outcome.metrics["metrics"]
     assert metric["metric"] == "nway_top1" and metric["split"] == "test"
     assert metric["ci"][0] > 2 * metric["chance"], metric          # far above chance, CI included
     assert metric["ci"][0] > metric["chance_ci"][1], metric
-    [control] = metric["controls"]
-    assert control["name"] == "shuffled_eeg"
-    assert metric["chance_ci"][0] <= control["value"] <= metric["chance_ci"][1], metric
-    assert control["p_vs_control"] < 0.01
+    assert [c["name"] for c in metric["controls"]] == ["shuffled_eeg", "noise_eeg"]
+    for control in metric["controls"]:
+        assert metric["chance_ci"][0] <= control["value"] <= metric["chance_ci"][1], metric
+        assert control["p_vs_control"] < 0.01
+    assert probe["metric"] == "probe:block_confound" and "warning" not in probe
+    assert probe["chance_ci"][0] <= probe["value"] <= probe["chance_ci"][1], probe
+
+
+def test_a_block_drift_world_makes_the_run_warn(cache_dir, tmp_path):
+    from eegbench import config
+
+    cfg = config.resolve("smoke", variant="block-drift", scale="ci", overrides={"stages.classify.epochs": 1})
+    probe = execute(cfg, out=tmp_path, cache_dir=cache_dir).metrics["metrics"][-1]
+    assert probe["metric"] == "probe:block_confound" and probe["value"] > 0.8
+    assert "confound-only features" in probe["warning"]
 
 
 def test_run_folder_holds_everything_a_reader_needs(finished):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eegbench import progress
 from eegbench.errors import UserError
 
 CACHE_VERSION = 1
@@ -229,7 +230,7 @@ def _build_arrays(path: Path, out: Path, crop: tuple[int, int], length_range: tu
     with open(out / "eeg.npy", "wb") as f:  # streamed: no second in-memory copy of the data
         header = {"descr": "<f4", "fortran_order": False, "shape": (len(keep), N_CHANNELS, crop[1] - crop[0])}
         np.lib.format.write_array_header_1_0(f, header)
-        for i in keep:
+        for i in progress.track(keep, f"caching {path.name} as arrays", total=len(keep)):
             segment = np.ascontiguousarray(dataset[i]["eeg"][:, crop[0]: crop[1]].float().numpy(), dtype="<f4")
             if not np.isfinite(segment).all():
                 raise UserError(f"{path}: trial {i} has NaN/Inf samples in [{crop[0]}:{crop[1]}]; repair or re-export the file")
