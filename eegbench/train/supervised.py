@@ -36,7 +36,8 @@ class SupervisedStage:
         self.config = self.Config.model_validate({k: v for k, v in config.items() if k != "kind"})
         self.seed = seed
 
-    def build(self, n_chans: int, n_times: int, n_classes: int):
+    def build(self, n_chans: int, n_times: int, n_classes: int, encoder=None):
+        """Encoder + head; ``encoder`` is a pretrained one handed on by an earlier stage, if any."""
         import torch
         from torch import nn
 
@@ -44,21 +45,28 @@ class SupervisedStage:
 
         c = self.config
         torch.manual_seed(self.seed)
-        try:
-            encoder = registry.encoders.get(c.encoder)(n_chans=n_chans, n_times=n_times, out_dim=c.embed_dim, **c.encoder_args)
-        except TypeError as exc:
-            raise UserError(f"stages.{self.name}.encoder_args: {exc}; fix the argument names") from None
-        head = registry.heads.get(c.head)(c.embed_dim, n_classes)
-        return nn.Sequential(encoder, head)
+        if encoder is None:
+            try:
+                encoder = registry.encoders.get(c.encoder)(n_chans=n_chans, n_times=n_times, out_dim=c.embed_dim,
+                                                           **c.encoder_args)
+            except TypeError as exc:
+                raise UserError(f"stages.{self.name}.encoder_args: {exc}; fix the argument names") from None
+        with torch.no_grad():
+            encoder.eval()
+            features = encoder(torch.zeros(2, n_chans, n_times)).shape[1]
+        return nn.Sequential(encoder, registry.heads.get(c.head)(features, n_classes))
 
     def run(self, data, run, model=None):
-        """Train on ``data.splits['train']``, select on ``'val'``; return the selected model."""
+        """Train on ``data.splits['train']``, select on ``'val'``; return the selected model.
+
+        ``model``, when given, is the encoder an earlier stage pretrained; it is fine-tuned under the head.
+        """
         import numpy as np
         import torch
         import torch.nn.functional as F
 
         c = self.config
-        model = model or self.build(data.eeg.shape[1], data.eeg.shape[2], len(data.wnids))
+        model = self.build(data.eeg.shape[1], data.eeg.shape[2], len(data.wnids), encoder=model)
         done = run.load_checkpoint(self.name)
         if done is not None:
             model.load_state_dict(done[0])

@@ -1,0 +1,289 @@
+"""The masked-signal-modelling stage: DreamDiffusion's MAE pretraining of an EEG encoder.
+
+An :class:`~eegbench.models.mae.MAEEncoder` is pretrained on the train split (plus optional
+unlabelled ``extra_eeg``); val trials only select the checkpoint, by masked-token MSE with masks
+that are the same every epoch; test trials are never read. AdamW (no weight decay on biases and
+norms, as timm's parameter groups), per-step linear warm-up then cosine decay to zero. ``lr`` is
+the peak rate for ``batch_size`` as given (2.5e-4 at 100, the paper's); nothing rescales it, so
+scale it yourself when changing the batch size (linear rule: lr x batch_size / 100). Each epoch
+is checkpointed and seeded as in the supervised stage, so a resumed run equals an uninterrupted
+one. The stage returns the selected MAEEncoder for the next stage and writes
+``samples/<stage>_reconstruction.png``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import Field
+
+from eegbench import progress
+from eegbench.config import StrictModel
+from eegbench.errors import UserError
+from eegbench.train.checkpoint import optimizer_from_tensors, optimizer_to_tensors
+
+Beta = Annotated[float, Field(ge=0, lt=1)]
+EXTRA_SUFFIXES = (".npy", ".edf", ".bdf")
+
+
+class MSMStage:
+    """MAE-ViT pretrained by masked signal modelling (DreamDiffusion); checkpoint chosen on val MSE."""
+
+    class Config(StrictModel):
+        encoder_args: dict = {}  # MAEEncoder widths/depths/heads/patch/mlp_ratio; paper scale by default
+        mask_ratio: float = Field(0.75, gt=0, lt=1)
+        epochs: int = Field(100, ge=1)
+        batch_size: int = Field(100, ge=1)
+        lr: float = Field(2.5e-4, gt=0)  # peak, used as given for batch_size (no automatic scaling)
+        weight_decay: float = Field(0.05, ge=0)
+        betas: tuple[Beta, Beta] = (0.9, 0.95)
+        warmup_epochs: int = Field(40, ge=0)
+        extra_eeg: str | None = None  # folder of unlabelled .npy [n, C, T] / [C, T], .edf, .bdf
+        precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast matmuls; weights, optimiser, loss fp32
+        select_on: Literal["val"] = "val"  # checkpoint selection split; never test
+
+    def __init__(self, name: str, config: dict, seed: int):
+        self.name = name
+        self.config = self.Config.model_validate({k: v for k, v in config.items() if k != "kind"})
+        self.seed = seed
+
+    def build(self, n_chans: int, n_times: int):
+        """A freshly initialised MAEEncoder for EEG of ``n_chans`` x ``n_times``."""
+        import torch
+
+        from eegbench.models.mae import MAEEncoder
+
+        torch.manual_seed(self.seed)
+        try:
+            return MAEEncoder(n_chans=n_chans, n_times=n_times, mask_ratio=self.config.mask_ratio,
+                              **self.config.encoder_args)
+        except TypeError as exc:
+            raise UserError(f"stages.{self.name}.encoder_args: {exc}; fix the argument names") from None
+        except UserError as exc:
+            raise UserError(f"stages.{self.name}.encoder_args: {exc}") from None
+
+    def lr_at(self, step: int, steps_per_epoch: int) -> float:
+        """Learning rate of optimiser step ``step`` (0-based): linear warm-up, then cosine to zero."""
+        c = self.config
+        warm, total = c.warmup_epochs * steps_per_epoch, c.epochs * steps_per_epoch
+        if step < warm:
+            return c.lr * step / warm
+        return c.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(total - warm, 1)))
+
+    def run(self, data, run, model=None):
+        """Pretrain on ``data.splits['train']`` (+ ``extra_eeg``), select on ``'val'``; return the MAEEncoder."""
+        import torch
+
+        c = self.config
+        if model is not None:
+            raise UserError(f"stages.{self.name}: an msm stage pretrains a new encoder and takes no model from an "
+                            "earlier stage; make it the first stage")
+        n_chans, n_times = data.eeg.shape[1:]
+        model = self.build(n_chans, n_times)
+        done = run.load_checkpoint(self.name)
+        if done is not None:
+            model.load_state_dict(done[0])
+            return model
+
+        train, val = data.splits["train"], data.splits["val"]
+        if len(train) == 0 or len(val) == 0:
+            raise UserError(f"stages.{self.name}: needs train and val trials (got {len(train)} and {len(val)}); "
+                            "check the dataset's split file")
+        x_train = np.ascontiguousarray(data.eeg[train], dtype=np.float32)
+        n_extra = 0
+        if c.extra_eeg is not None:
+            extra = load_extra_eeg(Path(c.extra_eeg), n_chans, n_times, key=f"stages.{self.name}.extra_eeg")
+            x_train, n_extra = np.concatenate([x_train, extra]), len(extra)
+        x_train = torch.from_numpy(x_train)
+        x_val = torch.from_numpy(np.ascontiguousarray(data.eeg[val], dtype=np.float32))
+        run.log(f"{self.name}: pretraining on {len(train)} train trials + {n_extra} extra segments, "
+                f"selecting on {len(val)} val trials")
+
+        decay = [p for p in model.parameters() if p.ndim > 1]
+        no_decay = [p for p in model.parameters() if p.ndim <= 1]
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": c.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=c.lr, betas=c.betas)
+        steps_per_epoch = math.ceil(len(x_train) / c.batch_size)
+        best, history, start = {"mse": math.inf, "epoch": -1, "state": None}, [], 0
+
+        resume = run.load_checkpoint(self.name, resume=True)
+        if resume is not None:
+            tensors, meta = resume
+            model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+            optimizer_from_tensors(opt, tensors, meta["optimizer"])
+            best = {"mse": meta["best_mse"], "epoch": meta["best_epoch"],
+                    "state": {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}}
+            history, start = meta["history"], meta["epoch"] + 1
+            run.log(f"{self.name}: resuming after epoch {meta['epoch']}")
+
+        for epoch in progress.track(range(start, c.epochs), f"{self.name}: pretraining", total=c.epochs - start):
+            torch.manual_seed(self.seed * 100_003 + epoch)
+            model.train()
+            order = torch.randperm(len(x_train))
+            total = 0.0
+            for i in range(steps_per_epoch):
+                for group in opt.param_groups:
+                    group["lr"] = self.lr_at(epoch * steps_per_epoch + i, steps_per_epoch)
+                batch = x_train[order[i * c.batch_size:(i + 1) * c.batch_size]]
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=c.precision == "bf16"):
+                    loss = model.masked_loss(batch)[0]
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(batch)
+            mse = val_mse(model, x_val, c.batch_size, self.seed)
+            if not math.isfinite(mse):
+                raise UserError(f"stages.{self.name}: val masked-token MSE is {mse} after epoch {epoch} (training "
+                                f"diverged); lower stages.{self.name}.lr or raise its warmup_epochs")
+            history.append({"epoch": epoch, "train_mse": total / len(x_train), "val_mse": mse,
+                            "lr": opt.param_groups[0]["lr"]})
+            run.log(f"{self.name}: epoch {epoch} train_mse {history[-1]['train_mse']:.5f} val_mse {mse:.5f}")
+            if mse < best["mse"]:
+                best = {"mse": mse, "epoch": epoch, "state": {k: v.clone() for k, v in model.state_dict().items()}}
+            tensors = {**{f"model.{k}": v for k, v in model.state_dict().items()},
+                       **{f"best.{k}": v for k, v in best["state"].items()}}
+            opt_tensors, opt_meta = optimizer_to_tensors(opt)
+            run.save_checkpoint(self.name, {**tensors, **opt_tensors}, {
+                "epoch": epoch, "best_mse": best["mse"], "best_epoch": best["epoch"], "history": history,
+                "optimizer": opt_meta}, resume=True)
+
+        model.load_state_dict(best["state"])
+        write_reconstruction_plot(model, x_val[:3], run.path / "samples" / f"{self.name}_reconstruction.png",
+                                  self.seed, title=f"{self.name}: val trials, epoch {best['epoch']}")
+        run.save_checkpoint(self.name, model.state_dict(), {
+            "selected_on": "val", "best_epoch": best["epoch"], "val_mse": best["mse"], "history": history,
+            "encoder": "mae-vit", "encoder_args": {"n_chans": n_chans, "n_times": n_times,
+                                                   "mask_ratio": c.mask_ratio, **c.encoder_args},
+            "train_items": {"trials": len(train), "extra": n_extra}})
+        run.drop_checkpoint(self.name, resume=True)
+        run.log(f"{self.name}: selected epoch {best['epoch']} on val (masked-token MSE {best['mse']:.5f})")
+        return model
+
+    def predict(self, model, eeg) -> dict:
+        """Not available: msm is never the last stage."""
+        raise UserError(f"stages.{self.name}: an msm stage only pretrains an encoder and predicts nothing; "
+                        "add a stage after it (e.g. kind: supervised)")
+
+
+def val_mse(model, eeg, batch_size: int, seed: int) -> float:
+    """Masked-token MSE of ``model`` on ``eeg`` [n, C, T] in eval mode, with masks drawn from ``seed``.
+
+    The global RNG is left untouched, and the same (eeg, batch_size, seed) gives the same masks.
+    """
+    import torch
+
+    model.eval()
+    total = 0.0
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for i in range(0, len(eeg), batch_size):
+            batch = eeg[i:i + batch_size]
+            total += model.masked_loss(batch)[0].item() * len(batch)
+    return total / len(eeg)
+
+
+def load_extra_eeg(folder: Path, n_chans: int, n_times: int, key: str = "extra_eeg") -> np.ndarray:
+    """Unlabelled EEG from ``folder`` as float32 ``[n, n_chans, n_times]`` windows.
+
+    ``.npy`` files hold ``[n, C, T]`` or ``[C, T]`` arrays, used in their own units (they should be
+    preprocessed like the dataset). ``.edf``/``.bdf`` files are read with mne; their EEG channels
+    are standardised per channel over the recording (they are in volts), at the file's own sampling
+    rate. Each recording is cut into consecutive non-overlapping ``n_times`` windows (the remainder
+    is cropped). Other files are ignored.
+    """
+    if not folder.is_dir():
+        raise UserError(f"{key}: {folder} is not a folder; point it at a folder of .npy/.edf/.bdf files or remove it")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXTRA_SUFFIXES)
+    if not files:
+        raise UserError(f"{key}: {folder} holds no .npy, .edf or .bdf files; add some or remove {key}")
+    parts = []
+    for path in files:
+        arr = _read_npy(path) if path.suffix.lower() == ".npy" else _read_edf(path)
+        if arr.shape[1] != n_chans:
+            raise UserError(f"{path}: {arr.shape[1]} EEG channels, but the encoder takes {n_chans} (the dataset's); "
+                            f"remove the file from {key} or re-export it with {n_chans} channels")
+        if arr.shape[2] < n_times:
+            raise UserError(f"{path}: {arr.shape[2]} samples, fewer than the encoder's n_times={n_times}; "
+                            f"remove the file from {key} or supply recordings of at least {n_times} samples")
+        n, c, t = arr.shape
+        k = t // n_times
+        windows = np.asarray(arr[..., :k * n_times], dtype=np.float32).reshape(n, c, k, n_times)
+        windows = windows.transpose(0, 2, 1, 3).reshape(n * k, c, n_times)
+        if not np.isfinite(windows).all():
+            raise UserError(f"{path}: holds NaN/Inf samples; repair the file or remove it from {key}")
+        parts.append(windows)
+    return np.concatenate(parts)
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a readable .npy array ({type(exc).__name__}); re-save it with numpy.save") from None
+    if arr.ndim not in (2, 3) or not np.issubdtype(arr.dtype, np.number):
+        raise UserError(f"{path}: a {arr.dtype} array of shape {list(arr.shape)}; save numeric [n, C, T] or [C, T] EEG")
+    return arr[None] if arr.ndim == 2 else arr
+
+
+def _read_edf(path: Path) -> np.ndarray:
+    import mne
+
+    try:
+        raw = mne.io.read_raw(path, preload=True, verbose="error")
+        raw.pick("eeg")
+    except Exception as exc:  # mne raises many types for unreadable files or files without EEG
+        raise UserError(f"{path}: mne cannot read EEG channels from it ({type(exc).__name__}); "
+                        "re-export it as EDF/BDF with EEG channels or remove it") from None
+    x = raw.get_data()
+    std = x.std(axis=1, keepdims=True)
+    return ((x - x.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1.0))[None]
+
+
+def write_reconstruction_plot(model, eeg, path: Path, seed: int, title: str) -> None:
+    """Original vs reconstruction of a few trials of ``eeg`` on three channels, masked spans shaded; atomic PNG."""
+    import torch
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    model.eval()
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        _, pred, mask = model.masked_loss(eeg)
+    tokens = torch.full_like(model.patchify(eeg), float("nan"))
+    tokens[mask] = pred.float().reshape(-1, tokens.shape[-1])
+    recon = model.unpatchify(tokens).numpy()
+    channels = sorted({0, model.n_chans // 2, model.n_chans - 1})
+    fig = Figure(figsize=(4 * len(channels), 1.8 * len(eeg)), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(eeg), len(channels), squeeze=False, sharex=True)
+    for i in range(len(eeg)):
+        for j, ch in enumerate(channels):
+            ax = axes[i, j]
+            for start, stop in _runs(mask[i].tolist()):
+                ax.axvspan(start * model.patch - 0.5, stop * model.patch - 0.5, color="0.88", lw=0)
+            ax.plot(eeg[i, ch].numpy(), color="black", lw=0.7, label="original")
+            ax.plot(recon[i, ch], color="tab:red", lw=0.9, label="reconstruction (masked, shaded)")
+            ax.set_title(f"trial {i}, channel {ch}", fontsize=8)
+            ax.tick_params(labelsize=7)
+    axes[0, 0].legend(fontsize=7, loc="upper right")
+    fig.suptitle(title, fontsize=9)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fig.savefig(tmp, format="png", dpi=90)
+    os.replace(tmp, path)
+
+
+def _runs(flags: list[bool]) -> list[tuple[int, int]]:
+    """``[start, stop)`` index ranges of the consecutive True entries of ``flags``."""
+    runs, start = [], None
+    for i, flag in enumerate([*flags, False]):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            runs.append((start, i))
+            start = None
+    return runs
