@@ -37,8 +37,6 @@ def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False, w
 
     ``wandb`` is ``offline`` (files in the run folder), ``online`` or ``disabled``.
     """
-    import numpy as np
-
     path = run_dir(cfg, out)
     run = Run(path)
     if run.status == FINISHED and not force:
@@ -60,29 +58,7 @@ def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False, w
         for stage in stages:
             model = stage.run(data, run, model)
 
-        test = data.splits["test"]
-        eeg, labels = data.eeg[test], data.label[test]
-        predictions = {"real": {**stages[-1].predict(model, eeg), "label": labels}}
-        for i, control in enumerate(cfg.controls):
-            altered = registry.controls.get(control)(eeg, seed=cfg.seed + i + 1)
-            predictions[control] = {**stages[-1].predict(model, altered), "label": labels}
-
-        metrics, per_trial = [], {}
-        for name in cfg.evaluate:
-            evaluate = registry.evaluations.get(name)
-            scored = {key: evaluate(pred) for key, pred in predictions.items()}
-            real = scored.pop("real")
-            metrics.append(metric_record(name, "test", real, scored, seed=cfg.seed))
-            per_trial |= {f"{name}/{key}": np.asarray(s["per_trial"]) for key, s in {"real": real, **scored}.items()}
-        for name in cfg.probes:
-            record = metric_record(f"probe:{name}", "test", registry.probes.get(name)(data, seed=cfg.seed), {}, seed=cfg.seed)
-            if record["ci"][0] > record["chance_ci"][1]:
-                record["warning"] = (f"the {name} probe decodes above chance from confound-only features; "
-                                     "decoding on this split may not reflect stimulus content")
-                run.log(f"WARNING: {record['warning']}")
-            metrics.append(record)
-        run.save_predictions("test", per_trial)
-
+        metrics = score(cfg, stages[-1], model, data, run)
         summary = {"run_id": cfg.hash(), "suite": cfg.suite, "variant": cfg.variant, "scale": cfg.scale,
                    "seed": cfg.seed, "path": str(path), "config": cfg.model_dump(), "metrics": metrics}
         run.write_json("metrics.json", summary)
@@ -95,3 +71,37 @@ def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False, w
         if created:
             shutil.rmtree(path, ignore_errors=True)
         raise
+
+
+def score(cfg: Resolved, stage, model, data, run: Run) -> list[dict]:
+    """Every evaluation on test predictions, real and under each control, then every probe.
+
+    Per-trial scores go to ``predictions/test.npz`` for paired comparisons between runs.
+    """
+    import numpy as np
+
+    test = data.splits["test"]
+    eeg, labels = data.eeg[test], data.label[test]
+    predictions = {"real": {**stage.predict(model, eeg), "label": labels}}
+    for i, control in enumerate(cfg.controls):
+        altered = registry.controls.get(control)(eeg, seed=cfg.seed + i + 1)
+        predictions[control] = {**stage.predict(model, altered), "label": labels}
+
+    metrics, per_trial = [], {}
+    for name in cfg.evaluate:
+        evaluate = registry.evaluations.get(name)
+        scored = {key: evaluate(pred) for key, pred in predictions.items()}
+        real = scored.pop("real")
+        metrics.append(metric_record(name, "test", real, scored, seed=cfg.seed))
+        per_trial |= {f"{name}/{key}": np.asarray(s["per_trial"]) for key, s in {"real": real, **scored}.items()}
+    for name in cfg.probes:
+        scored = registry.probes.get(name)(data, seed=cfg.seed)
+        record = metric_record(f"probe:{name}", "test", scored, {}, seed=cfg.seed)
+        if record["ci"][0] > record["chance_ci"][1]:
+            record["warning"] = (f"the {name} probe decodes above chance from confound-only features; "
+                                 "decoding on this split may not reflect stimulus content")
+            run.log(f"WARNING: {record['warning']}")
+        metrics.append(record)
+        per_trial[f"probe:{name}/real"] = np.asarray(scored["per_trial"])
+    run.save_predictions("test", per_trial)
+    return metrics
