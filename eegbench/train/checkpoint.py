@@ -32,3 +32,31 @@ def optimizer_from_tensors(opt, tensors: dict, meta: dict) -> None:
     groups = [{k: tuple(v) if isinstance(live.get(k), tuple) else v for k, v in saved.items()}
               for saved, live in zip(meta["param_groups"], opt.param_groups)]
     opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def save_epoch(run, stage: str, model, opt, best: dict, meta: dict) -> None:
+    """End-of-epoch resume checkpoint: weights, best-so-far ``best["state"]``, optimiser state, ``meta``.
+
+    ``best`` holds the selection score(s), its epoch and its weights; ``meta`` needs ``epoch``.
+    """
+    opt_tensors, opt_meta = optimizer_to_tensors(opt)
+    tensors = {**{f"model.{k}": v for k, v in model.state_dict().items()},
+               **{f"best.{k}": v for k, v in best["state"].items()}, **opt_tensors}
+    scores = {k: v for k, v in best.items() if k != "state"}
+    run.save_checkpoint(stage, tensors, {**meta, "best": scores, "optimizer": opt_meta}, resume=True)
+
+
+def load_epoch(run, stage: str, model, opt) -> tuple[dict, dict] | None:
+    """Restore a :func:`save_epoch` checkpoint into ``model`` and ``opt``: ``(best, meta)``, or None."""
+    saved = run.load_checkpoint(stage, resume=True)
+    if saved is None:
+        return None
+    tensors, meta = saved
+    model.load_state_dict(_strip(tensors, "model."))
+    optimizer_from_tensors(opt, tensors, meta["optimizer"])
+    run.log(f"{stage}: resuming after epoch {meta['epoch']}")
+    return {**meta["best"], "state": _strip(tensors, "best.")}, meta
+
+
+def _strip(tensors: dict, prefix: str) -> dict:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}

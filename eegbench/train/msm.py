@@ -24,7 +24,7 @@ from pydantic import Field
 from eegbench import progress
 from eegbench.config import StrictModel
 from eegbench.errors import UserError
-from eegbench.train.checkpoint import optimizer_from_tensors, optimizer_to_tensors
+from eegbench.train.checkpoint import load_epoch, save_epoch
 
 Beta = Annotated[float, Field(ge=0, lt=1)]
 EXTRA_SUFFIXES = (".npy", ".edf", ".bdf")
@@ -110,15 +110,10 @@ class MSMStage:
         steps_per_epoch = math.ceil(len(x_train) / c.batch_size)
         best, history, start = {"mse": math.inf, "epoch": -1, "state": None}, [], 0
 
-        resume = run.load_checkpoint(self.name, resume=True)
-        if resume is not None:
-            tensors, meta = resume
-            model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-            optimizer_from_tensors(opt, tensors, meta["optimizer"])
-            best = {"mse": meta["best_mse"], "epoch": meta["best_epoch"],
-                    "state": {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}}
+        resumed = load_epoch(run, self.name, model, opt)
+        if resumed is not None:
+            best, meta = resumed
             history, start = meta["history"], meta["epoch"] + 1
-            run.log(f"{self.name}: resuming after epoch {meta['epoch']}")
 
         for epoch in progress.track(range(start, c.epochs), f"{self.name}: pretraining", total=c.epochs - start):
             torch.manual_seed(self.seed * 100_003 + epoch)
@@ -144,12 +139,7 @@ class MSMStage:
             run.log(f"{self.name}: epoch {epoch} train_mse {history[-1]['train_mse']:.5f} val_mse {mse:.5f}")
             if mse < best["mse"]:
                 best = {"mse": mse, "epoch": epoch, "state": {k: v.clone() for k, v in model.state_dict().items()}}
-            tensors = {**{f"model.{k}": v for k, v in model.state_dict().items()},
-                       **{f"best.{k}": v for k, v in best["state"].items()}}
-            opt_tensors, opt_meta = optimizer_to_tensors(opt)
-            run.save_checkpoint(self.name, {**tensors, **opt_tensors}, {
-                "epoch": epoch, "best_mse": best["mse"], "best_epoch": best["epoch"], "history": history,
-                "optimizer": opt_meta}, resume=True)
+            save_epoch(run, self.name, model, opt, best, {"epoch": epoch, "history": history})
 
         model.load_state_dict(best["state"])
         write_reconstruction_plot(model, x_val[:3], run.path / "samples" / f"{self.name}_reconstruction.png",

@@ -14,7 +14,7 @@ from pydantic import Field
 from eegbench import progress
 from eegbench.config import StrictModel
 from eegbench.errors import UserError
-from eegbench.train.checkpoint import optimizer_from_tensors, optimizer_to_tensors
+from eegbench.train.checkpoint import load_epoch, save_epoch
 
 
 class SupervisedStage:
@@ -79,15 +79,10 @@ class SupervisedStage:
         opt = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         best, history, start = {"acc": -1.0, "epoch": -1, "state": None}, [], 0
 
-        resume = run.load_checkpoint(self.name, resume=True)
-        if resume is not None:
-            tensors, meta = resume
-            model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-            optimizer_from_tensors(opt, tensors, meta["optimizer"])
-            best = {"acc": meta["best_acc"], "epoch": meta["best_epoch"],
-                    "state": {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}}
+        resumed = load_epoch(run, self.name, model, opt)
+        if resumed is not None:
+            best, meta = resumed
             history, start = meta["history"], meta["epoch"] + 1
-            run.log(f"{self.name}: resuming after epoch {meta['epoch']}")
 
         for epoch in progress.track(range(start, c.epochs), f"{self.name}: training", total=c.epochs - start):
             torch.manual_seed(self.seed * 100_003 + epoch)
@@ -108,12 +103,7 @@ class SupervisedStage:
             run.log(f"{self.name}: epoch {epoch} train_loss {history[-1]['train_loss']:.4f} val_acc {acc:.4f}")
             if acc > best["acc"]:
                 best = {"acc": acc, "epoch": epoch, "state": {k: v.clone() for k, v in model.state_dict().items()}}
-            tensors = {**{f"model.{k}": v for k, v in model.state_dict().items()},
-                       **{f"best.{k}": v for k, v in best["state"].items()}}
-            opt_tensors, opt_meta = optimizer_to_tensors(opt)
-            run.save_checkpoint(self.name, {**tensors, **opt_tensors}, {
-                "epoch": epoch, "best_acc": best["acc"], "best_epoch": best["epoch"], "history": history,
-                "optimizer": opt_meta}, resume=True)
+            save_epoch(run, self.name, model, opt, best, {"epoch": epoch, "history": history})
 
         model.load_state_dict(best["state"])
         run.save_checkpoint(self.name, model.state_dict(), {
