@@ -10,9 +10,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def cache_dir(tmp_path_factory) -> Path:
-    """One cache folder for the whole session, so the ci world is generated once."""
+    """One cache folder for the whole session (ci world generated once; HF, W&B, matplotlib caches too)."""
     path = tmp_path_factory.mktemp("cache")
     os.environ["EEGBENCH_CACHE"] = str(path)
     from eegbench import paths
