@@ -74,3 +74,23 @@ def test_predictions_saved_as_npz(tmp_path):
     run.save_predictions("test", {"nway_top1/real": np.array([1.0, 0.0])})
     with np.load(tmp_path / "predictions" / "test.npz") as npz:
         assert npz["nway_top1/real"].tolist() == [1.0, 0.0]
+
+
+def test_atomic_folder_replaces_leftovers_keeps_finished_work_and_leaves_nothing_on_failure(tmp_path):
+    from eegbench.track.store import atomic_folder
+
+    target = tmp_path / "entry"
+    target.mkdir()
+    (target / "partial.bin").write_text("interrupted")  # no marker: a leftover
+    with atomic_folder(target, "done") as tmp:
+        (tmp / "done").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["done"]
+
+    with atomic_folder(target, "done") as tmp:  # finished meanwhile by "another process": kept
+        (tmp / "done").write_text("second")
+    assert (target / "done").read_text() == "new"
+
+    with pytest.raises(RuntimeError):
+        with atomic_folder(tmp_path / "other", "done") as tmp:
+            raise RuntimeError("build failed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["entry"]

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ import numpy as np
 
 from eegbench import progress
 from eegbench.errors import UserError
+from eegbench.track.store import atomic_folder, atomic_write_text
 
 CACHE_VERSION = 1
 N_CHANNELS = 128
@@ -160,21 +159,8 @@ def _array_cache(path: Path, crop: tuple[int, int], length_range: tuple[int, int
     entry = cache_dir / "arrays" / key
     if entry.is_dir():
         return entry
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = entry.parent / f".tmp-{key}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic_folder(entry, "lists.json") as tmp:  # lists.json is written last
         _build_arrays(path, tmp, crop, length_range)
-        try:
-            os.replace(tmp, entry)
-        except OSError:
-            if not entry.is_dir():
-                raise
-            shutil.rmtree(tmp)  # another process finished the same entry first
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return entry
 
 
@@ -259,10 +245,7 @@ def _split_cache(path: Path, cache_dir: Path) -> list[dict[str, list[int]]]:
             table.append({n: [int(i) for i in split[n]] for n in SPLIT_NAMES})
         except (TypeError, ValueError):
             raise UserError(f"{path}: split {k} holds non-integer indices; {_FIX_SPLIT}") from None
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.parent / f".tmp-{cached.name}-{os.getpid()}"
-    tmp.write_text(json.dumps(table))
-    os.replace(tmp, cached)
+    atomic_write_text(cached, json.dumps(table))
     return table
 
 

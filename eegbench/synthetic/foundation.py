@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import shutil
 import time
@@ -449,24 +448,9 @@ def ensure_foundation(world_root: Path, cache_dir: Path, *, scale: str = "ci", p
 
 def _build(folder: Path, build: Callable[[Path], dict], meta: dict) -> None:
     """Run ``build`` into a temp sibling folder, write ``done.json`` there, rename it to ``folder``."""
-    from eegbench.track.store import atomic_write_json
+    from eegbench.track.store import atomic_folder, atomic_write_json
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".tmp-{folder.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic_folder(folder, DONE) as tmp:
         start = time.perf_counter()
         info = build(tmp)
         atomic_write_json(tmp / DONE, {**meta, "seconds": round(time.perf_counter() - start, 2), **info})
-        if folder.exists() and not (folder / DONE).is_file():
-            shutil.rmtree(folder)  # an incomplete leftover
-        try:
-            os.replace(tmp, folder)
-        except OSError:
-            if not (folder / DONE).is_file():
-                raise
-            shutil.rmtree(tmp)  # another process finished it first
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

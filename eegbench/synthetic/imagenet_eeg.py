@@ -53,8 +53,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -116,26 +114,11 @@ def ensure(spec: WorldSpec, cache_dir: Path, progress: Callable[[int, int], None
 
 def generate(spec: WorldSpec, root: Path, progress: Callable[[int, int], None] | None = None) -> Path:
     """Write the world into ``root`` atomically (built in a sibling temp folder, then renamed)."""
-    root = Path(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.parent / f".tmp-{root.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    from eegbench.track.store import atomic_folder
+
+    with atomic_folder(Path(root), "world.json") as tmp:
         _build(spec, tmp, progress or (lambda done, total: None))
-        try:
-            os.replace(tmp, root)
-        except OSError:
-            if not root.is_dir():
-                raise
-            old = root.parent / f".old-{root.name}-{os.getpid()}"
-            os.replace(root, old)
-            os.replace(tmp, root)
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return root
+    return Path(root)
 
 
 def _build(spec: WorldSpec, out: Path, progress: Callable[[int, int], None]) -> None:

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import time
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -45,6 +46,34 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+@contextmanager
+def atomic_folder(folder: Path, marker: str) -> Iterator[Path]:
+    """Build ``folder`` in a temp sibling (yielded) and rename it into place when the block succeeds.
+
+    The build must write ``marker`` (a file name) into the folder; a folder without it is an
+    interrupted leftover and is replaced. When another process finished ``folder`` first, its copy
+    is kept. On failure the temp folder is removed and nothing changes.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".tmp-{folder.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if folder.exists() and not (folder / marker).is_file():
+            shutil.rmtree(folder)
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            if not (folder / marker).is_file():
+                raise
+            shutil.rmtree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _json_default(obj: Any):

@@ -13,8 +13,8 @@ one. The stage returns the selected MAEEncoder for the next stage and writes
 
 from __future__ import annotations
 
+import io
 import math
-import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -24,6 +24,7 @@ from pydantic import Field
 from eegbench import progress
 from eegbench.config import StrictModel
 from eegbench.errors import UserError
+from eegbench.track.store import atomic_write_bytes
 from eegbench.train.checkpoint import load_epoch, save_epoch
 
 Beta = Annotated[float, Field(ge=0, lt=1)]
@@ -261,10 +262,9 @@ def write_reconstruction_plot(model, eeg, path: Path, seed: int, title: str) -> 
             ax.tick_params(labelsize=7)
     axes[0, 0].legend(fontsize=7, loc="upper right")
     fig.suptitle(title, fontsize=9)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fig.savefig(tmp, format="png", dpi=90)
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _runs(flags: list[bool]) -> list[tuple[int, int]]:
