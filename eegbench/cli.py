@@ -32,6 +32,9 @@ def run(
     variant: str = typer.Option(config.DEFAULT_VARIANT, help="Variant (ablation) to run, or 'all'."),
     scale: str = typer.Option(config.DEFAULT_SCALE, help="ci | small | paper."),
     data_root: Optional[Path] = typer.Option(None, help="Folder with the real dataset files; default: the synthetic world."),
+    sd_weights: Optional[Path] = typer.Option(None, help="Stable Diffusion folder in diffusers format (e.g. v1.5)."),
+    clip_weights: Optional[Path] = typer.Option(None, help="open_clip folder: <name>.json + checkpoint."),
+    judge_weights: Optional[Path] = typer.Option(None, help="n-way judge folder: vit_h_14.pth + classes.json."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key, e.g. --set stages.classify.lr=1e-4."),
     seed: Optional[int] = typer.Option(None, help="Seed (default: the suite's)."),
     out: Path = typer.Option(Path("runs"), help="Run store folder."),
@@ -53,8 +56,13 @@ def run(
     names = config.variants(suite) if variant == "all" else [variant]
     if data_root is not None and not data_root.is_dir():
         raise UserError(f"--data-root {data_root}: no such folder; point it at the folder holding the dataset files")
+    weights = {"sd": sd_weights, "clip": clip_weights, "judge": judge_weights}
+    for name, folder in weights.items():
+        if folder is not None and not folder.is_dir():
+            raise UserError(f"--{name}-weights {folder}: no such folder; point it at the local {name} model folder")
     resolved = [config.resolve(suite, variant=v, scale=scale, overrides=overrides, seed=seed,
-                               data_root=str(data_root) if data_root else None) for v in names]
+                               data_root=str(data_root) if data_root else None,
+                               weights={k: str(v) for k, v in weights.items() if v is not None}) for v in names]
     for cfg in resolved:
         console.rule(f"{cfg.suite} / {cfg.variant}  (scale {cfg.scale}, seed {cfg.seed}, run {cfg.hash()})")
         with progress.bars():
@@ -73,7 +81,8 @@ def print_metrics(summary: dict) -> None:
     for m in summary["metrics"]:
         controls = [f"{c['name']}: {_num(c['value'], c['ci'])}" for c in m["controls"]] or ["-"]
         pvals = [f"{c['p_vs_control']:.4f}" for c in m["controls"]] or ["-"]
-        table.add_row(f"{m['metric']} ({m['split']}, {m['n']})", _num(m["value"], m["ci"]),
+        name = f"{m['metric']} ({m['split']}, {m['n']})" + (f"\n[dim]{m['note']}[/dim]" if m.get("note") else "")
+        table.add_row(name, _num(m["value"], m["ci"]),
                       "\n".join(controls), "\n".join(pvals), _num(m["chance"], m["chance_ci"]))
     console.print(table)
     for m in summary["metrics"]:

@@ -14,7 +14,7 @@ import copy
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -45,6 +45,20 @@ class StageRef(BaseModel):
     kind: str
 
 
+class Models(StrictModel):
+    """Local folders of pretrained models; unset ones come from the synthetic world when allowed.
+
+    ``sd``: a diffusers Stable Diffusion folder; ``clip``: an open_clip model folder; ``judge``: the
+    n-way judge (``vit_h_14.pth`` + ``classes.json``, or a synthetic judge folder). ``synthetic_recipe``
+    names the training budget of the synthetic world's own models (``synthetic.foundation.RECIPES``).
+    """
+
+    sd: str | None = None
+    clip: str | None = None
+    judge: str | None = None
+    synthetic_recipe: Literal["tiny", "ci", "small"] = "ci"
+
+
 class SuiteFile(StrictModel):
     """The shape of a suite file before its components validate their own sections."""
 
@@ -52,7 +66,9 @@ class SuiteFile(StrictModel):
     description: str = ""
     cite: str | None = None
     seed: int = 0
+    real_inputs_only: bool = False  # true: never fall back to the synthetic world (paper scales)
     dataset: ComponentRef
+    models: Models = Models()
     stages: dict[str, StageRef | None]
     evaluate: list[str] = Field(min_length=1)
     controls: list[str] = []
@@ -71,7 +87,9 @@ class Resolved(BaseModel):
     seed: int
     description: str
     cite: str | None
+    real_inputs_only: bool
     dataset: dict[str, Any]
+    models: dict[str, Any]
     stages: dict[str, dict[str, Any]]
     evaluate: list[str]
     controls: list[str]
@@ -228,7 +246,7 @@ def suite_path(name_or_path: str) -> Path:
 
 def resolve(suite: str, *, variant: str = DEFAULT_VARIANT, scale: str = DEFAULT_SCALE,
             overrides: dict[str, Any] | None = None, seed: int | None = None,
-            data_root: str | None = None) -> Resolved:
+            data_root: str | None = None, weights: dict[str, str] | None = None) -> Resolved:
     """Load, layer and validate one (suite, variant, scale); raise UserError naming file and key."""
     path = suite_path(suite)
     layers = _with_includes(path)
@@ -253,6 +271,8 @@ def resolve(suite: str, *, variant: str = DEFAULT_VARIANT, scale: str = DEFAULT_
         cli["seed"] = seed
     if data_root is not None:
         cli["dataset.root"] = str(Path(data_root).resolve())
+    for name, folder in (weights or {}).items():
+        cli[f"models.{name}"] = str(Path(folder).resolve())
     layers.append(("--set", dotted_to_tree(cli)))
 
     tree = {k: v for k, v in merged.items() if k not in ("variants", "scales")}
@@ -279,7 +299,8 @@ def resolve(suite: str, *, variant: str = DEFAULT_VARIANT, scale: str = DEFAULT_
     for i, name in enumerate(shape.probes):
         _known(layers, ("probes", i), registry.probes, name)
     return Resolved(suite=shape.suite, variant=variant, scale=scale, seed=shape.seed,
-                    description=shape.description, cite=shape.cite, dataset=dataset, stages=stages,
+                    description=shape.description, cite=shape.cite, real_inputs_only=shape.real_inputs_only,
+                    dataset=dataset, models=shape.models.model_dump(), stages=stages,
                     evaluate=shape.evaluate, controls=shape.controls, probes=shape.probes, source=str(path))
 
 

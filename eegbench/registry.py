@@ -134,6 +134,16 @@ stages.register("msm", lazy="eegbench.train.msm:MSMStage",
                 summary="masked-signal-modelling pretraining of an MAE-ViT (DreamDiffusion); checkpoint chosen on val")
 evaluations.register("nway_top1", lazy="eegbench.evaluate.classification:nway_top1",
                      summary="N-way top-1 accuracy of class predictions (N = the dataset's classes)")
+stages.register("generative", lazy="eegbench.train.generative:GenerativeStage",
+                summary="EEG-conditioned Stable Diffusion (DreamDiffusion): eps-MSE + CLIP alignment; chosen on val")
+for _name, _summary in (
+        ("image_nway_top1", "n-way top-1 of generated images; GT = the judge's class of the stimulus (DreamDiffusion)"),
+        ("image_nway_top1_best", "the same, best sample per trial: an oracle choice, reported apart"),
+        ("image_nway_top1_label", "n-way top-1 of generated images; GT = the dataset label"),
+        ("image_ssim_2way", "pair-wise 2-way identification of generated images by SSIM"),
+        ("image_pcc_2way", "pair-wise 2-way identification of generated images by pixel correlation")):
+    evaluations.register(_name, lazy=f"eegbench.evaluate.images:{_name}", summary=_summary)
+del _name, _summary
 controls.register("shuffled_eeg", lazy="eegbench.evaluate.controls:shuffled_eeg",
                   summary="test EEG permuted across trials; decoding should fall to chance")
 probes.register("block_confound", lazy="eegbench.evaluate.confound:block_confound_probe",

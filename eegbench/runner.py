@@ -1,6 +1,6 @@
 """Run one resolved suite variant end to end; the only place that sequences stages.
 
-Order: validate inputs and load data (nothing written yet) -> create the run folder -> each stage
+Order: validate inputs, resolve pretrained model folders and load data (nothing written yet) -> create the run folder -> each stage
 (resuming from its checkpoints) -> predictions on test, real and under each control -> every
 evaluation scored on both -> metrics.json, per-trial predictions -> index. A bad input found after
 the folder was created removes the folder, so the store never holds half a run.
@@ -15,7 +15,10 @@ from pathlib import Path
 from eegbench import registry
 from eegbench.config import Resolved
 from eegbench.errors import UserError
+from eegbench.evaluate.context import EvalContext
+from eegbench.evaluate.grids import grid_rows, image_grid_png
 from eegbench.evaluate.report import metric_record
+from eegbench.models.pretrained import Pretrained, resolve_folders
 from eegbench.track.environment import capture
 from eegbench.track.store import FINISHED, RUNNING, Index, Run
 from eegbench.track.wandb_log import log_run
@@ -42,8 +45,12 @@ def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False, w
     if run.status == FINISHED and not force:
         return Outcome(path, run.read_json("metrics.json"), reused=True)
 
-    data = registry.datasets.get(cfg.dataset["name"])(cfg.dataset, cache_dir).load()
     stages = [registry.stages.get(s["kind"])(name, s, cfg.seed) for name, s in cfg.stages.items()]
+    evaluations = {name: registry.evaluations.get(name) for name in cfg.evaluate}
+    needed = {m for part in [*stages, *evaluations.values()] for m in getattr(part, "needs", ())}
+    dataset = registry.datasets.get(cfg.dataset["name"])(cfg.dataset, cache_dir)
+    pretrained = Pretrained(resolve_folders(cfg, dataset.prepare, needed, cache_dir), cache_dir) if needed else None
+    data = dataset.load()
 
     if force and path.exists():
         shutil.rmtree(path)
@@ -56,9 +63,10 @@ def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False, w
         run.log(f"run {cfg.suite}/{cfg.variant} scale={cfg.scale} seed={cfg.seed}")
         model = None
         for stage in stages:
-            model = stage.run(data, run, model)
+            model = stage.run(data, run, model, pretrained)
 
-        metrics = score(cfg, stages[-1], model, data, run)
+        metrics = score(cfg, stages[-1], model, data, run, EvalContext(data, data.splits["test"], pretrained, cfg.seed),
+                        evaluations)
         summary = {"run_id": cfg.hash(), "suite": cfg.suite, "variant": cfg.variant, "scale": cfg.scale,
                    "seed": cfg.seed, "path": str(path), "config": cfg.model_dump(), "metrics": metrics}
         run.write_json("metrics.json", summary)
@@ -73,24 +81,28 @@ def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False, w
         raise
 
 
-def score(cfg: Resolved, stage, model, data, run: Run) -> list[dict]:
+def score(cfg: Resolved, stage, model, data, run: Run, ctx: EvalContext, evaluations: dict) -> list[dict]:
     """Every evaluation on test predictions, real and under each control, then every probe.
 
-    Per-trial scores go to ``predictions/test.npz`` for paired comparisons between runs.
+    Per-trial scores go to ``predictions/test.npz`` for paired comparisons between runs; generated
+    images also go to ``samples/test_<condition>.png`` grids (stimulus, then samples, per row).
     """
     import numpy as np
 
-    test = data.splits["test"]
-    eeg, labels = data.eeg[test], data.label[test]
+    eeg, labels = data.eeg[ctx.trials], data.label[ctx.trials]
     predictions = {"real": {**stage.predict(model, eeg), "label": labels}}
     for i, control in enumerate(cfg.controls):
         altered = registry.controls.get(control)(eeg, seed=cfg.seed + i + 1)
         predictions[control] = {**stage.predict(model, altered), "label": labels}
+    if "images" in predictions["real"]:
+        rows = grid_rows(labels)
+        stimuli = ctx.stimuli(predictions["real"]["images"].shape[-1])[rows]
+        for key, pred in predictions.items():
+            run.write_bytes(f"samples/test_{key}.png", image_grid_png(stimuli, pred["images"][rows]))
 
     metrics, per_trial = [], {}
-    for name in cfg.evaluate:
-        evaluate = registry.evaluations.get(name)
-        scored = {key: evaluate(pred) for key, pred in predictions.items()}
+    for name, evaluate in evaluations.items():
+        scored = {key: evaluate(pred, ctx) for key, pred in predictions.items()}
         real = scored.pop("real")
         metrics.append(metric_record(name, "test", real, scored, seed=cfg.seed))
         per_trial |= {f"{name}/{key}": np.asarray(s["per_trial"]) for key, s in {"real": real, **scored}.items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def nway_top1(predictions: dict) -> dict:
+def nway_top1(predictions: dict, ctx=None) -> dict:
     """N-way top-1: per-trial correctness of the argmax over all N classes; chance is 1/N."""
     logits = np.asarray(predictions["logits"])
     correct = (logits.argmax(axis=1) == np.asarray(predictions["label"])).astype(float)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from eegbench.evaluate.context import EvalContext, needs
+
 
 def nway_topk(probs: np.ndarray, gt_class: np.ndarray, *, n: int = 50, k: int = 1, draws: int = 50,
               seed: int = 0) -> dict:
@@ -69,3 +71,49 @@ def pairwise_identification(similarity: np.ndarray) -> dict:
     others = ~np.eye(len(similarity), dtype=bool)
     per_trial = ((own > similarity) & others).sum(1) / others.sum(1)
     return {"per_trial": per_trial, "chance": 0.5}
+
+
+# registered evaluations: ``fn(predictions, ctx)`` on ``predictions["images"]`` [trials, samples, 3, H, W] uint8
+
+@needs("judge")
+def image_nway_top1(predictions: dict, ctx: EvalContext) -> dict:
+    """n-way top-1 of generated images, ground truth = the judge's class of the stimulus; mean over samples."""
+    scored = nway_topk(ctx.judge_probs(predictions["images"]), ctx.judge_gt_class(), seed=ctx.seed)
+    return {"per_trial": scored["per_trial"], "chance": scored["chance"],
+            "note": f"{scored['n']}-way, judge's class of the stimulus, mean over samples"}
+
+
+@needs("judge")
+def image_nway_top1_best(predictions: dict, ctx: EvalContext) -> dict:
+    """As image_nway_top1 but each trial's best sample: an oracle choice, reported apart, with its own chance."""
+    probs, gt = ctx.judge_probs(predictions["images"]), ctx.judge_gt_class()
+    scored = nway_topk(probs, gt, seed=ctx.seed)
+    # chance of "best of S" under exchangeable classes, by Monte Carlo on random judge outputs
+    null = nway_topk(np.random.default_rng(ctx.seed).random(probs.shape), gt, seed=ctx.seed)
+    return {"per_trial": scored["per_trial_best"], "chance": float(null["per_trial_best"].mean()),
+            "note": f"{scored['n']}-way, best of {probs.shape[1]} samples per trial (oracle; not comparable to mean)"}
+
+
+@needs("judge")
+def image_nway_top1_label(predictions: dict, ctx: EvalContext) -> dict:
+    """n-way top-1 of generated images with the dataset label as ground truth; mean over samples."""
+    scored = nway_topk(ctx.judge_probs(predictions["images"]), ctx.label_in_judge_classes(), seed=ctx.seed)
+    return {"per_trial": scored["per_trial"], "chance": scored["chance"],
+            "note": f"{scored['n']}-way, dataset label, mean over samples"}
+
+
+def image_ssim_2way(predictions: dict, ctx: EvalContext) -> dict:
+    """Pair-wise 2-way identification by SSIM to the stimulus, mean over samples."""
+    return _two_way(predictions["images"], ctx, ssim_matrix)
+
+
+def image_pcc_2way(predictions: dict, ctx: EvalContext) -> dict:
+    """Pair-wise 2-way identification by pixel correlation (PCC) to the stimulus, mean over samples."""
+    return _two_way(predictions["images"], ctx, pearson_matrix)
+
+
+def _two_way(images: np.ndarray, ctx: EvalContext, similarity) -> dict:
+    stimuli = ctx.stimuli(images.shape[-1]).astype(np.float32) / 255
+    per_sample = [pairwise_identification(similarity(images[:, s].astype(np.float32) / 255, stimuli))["per_trial"]
+                  for s in range(images.shape[1])]
+    return {"per_trial": np.mean(per_sample, axis=0), "chance": 0.5, "note": "2-way, mean over samples"}

@@ -10,7 +10,8 @@ from eegbench.evaluate.stats import bootstrap_ci, chance_interval, paired_permut
 def metric_record(name: str, split: str, scored: dict, controls: dict[str, dict], seed: int) -> dict:
     """One metric on one split, with its chance level and each control scored the same way.
 
-    ``scored`` and each control are an evaluation's output: ``{"per_trial": array, "chance": float}``.
+    ``scored`` and each control are an evaluation's output: ``{"per_trial": array, "chance": float}``
+    and optionally a ``"note"`` on how it was computed.
     The p-value tests that the real predictions beat the control, pairing trials.
     """
     values = np.asarray(scored["per_trial"], dtype=float)
@@ -21,6 +22,8 @@ def metric_record(name: str, split: str, scored: dict, controls: dict[str, dict]
         "chance": scored["chance"], "chance_ci": list(chance_interval(scored["chance"], n)),
         "controls": [],
     }
+    if scored.get("note"):
+        record["note"] = scored["note"]
     for control, out in controls.items():
         ctrl = np.asarray(out["per_trial"], dtype=float)
         record["controls"].append({

@@ -23,14 +23,14 @@ class EEGConditioner(nn.Module):
         middle = max(tokens // 2, 1)
         self.seq = nn.Sequential(nn.Conv1d(tokens, middle, 1, bias=True), nn.Conv1d(middle, context_length, 1, bias=True))
         self.proj = nn.Linear(width, cross_attention_dim)
-        self.clip_head = nn.Linear(context_length * cross_attention_dim, clip_dim)
+        self.clip_head = nn.Linear(cross_attention_dim, clip_dim)
         self.time_branch = nn.Linear(cross_attention_dim, time_embed_dim) if time_embed_dim else None
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.proj(self.seq(tokens))
 
     def clip_embedding(self, context: torch.Tensor) -> torch.Tensor:
-        return self.clip_head(context.flatten(1))
+        return self.clip_head(context.mean(1))
 
 
 def attach_time_branch(unet, conditioner: EEGConditioner) -> list:
@@ -55,3 +55,57 @@ def trainable_unet_parameters(unet) -> list:
     """The cross-attention layers (``attn2``) of the UNet's transformer blocks and the norms before them."""
     return [p for name, p in unet.named_parameters()
             if "transformer_blocks" in name and (".attn2." in name or ".norm2." in name)]
+
+
+class EEGImageModel(nn.Module):
+    """An EEG encoder and conditioner driving a Stable Diffusion pipeline's UNet.
+
+    ``state_dict()`` holds only what trains: the encoder, the conditioner and the UNet's
+    cross-attention parameters (under ``unet_params``, the same tensors the UNet uses), so
+    checkpoints stay small next to the frozen pipeline they apply to.
+    """
+
+    def __init__(self, encoder: nn.Module, pipe, clip_dim: int, time_branch: bool = True):
+        super().__init__()
+        with torch.no_grad():
+            null = pipe.encode_prompt([""], pipe.device, 1, False)[0]
+        unet = pipe.unet
+        self.pipe = pipe  # not a module: the pipeline's frozen parts stay out of state_dict()
+        self.encoder = encoder
+        self.conditioner = EEGConditioner(
+            encoder.n_tokens, encoder.embed_dim, null.shape[1], unet.config.cross_attention_dim, clip_dim,
+            unet.time_embedding.linear_2.out_features if time_branch else None)
+        chosen = {id(p) for p in trainable_unet_parameters(unet)}
+        trainable = {name: p for name, p in unet.named_parameters() if id(p) in chosen}
+        for p in trainable.values():
+            p.requires_grad_(True)
+        self.unet_params = nn.ParameterDict({name.replace(".", "-"): p for name, p in trainable.items()})
+        self.register_buffer("null_context", null, persistent=False)
+        self.hooks = attach_time_branch(unet, self.conditioner) if time_branch else []
+
+    def context(self, eeg: torch.Tensor) -> torch.Tensor:
+        """Cross-attention context ``[B, context_length, cross_attention_dim]`` of EEG ``[B, C, T]``."""
+        return self.conditioner(self.encoder.tokens(eeg))
+
+    def clip_embedding(self, context: torch.Tensor) -> torch.Tensor:
+        return self.conditioner.clip_embedding(context)
+
+    def diffusion_loss(self, latents: torch.Tensor, context: torch.Tensor, scheduler,
+                       stratum: tuple[int, int] | None = None) -> torch.Tensor:
+        """Noise-prediction MSE (or v-prediction, as the scheduler says) of the UNet under ``context``.
+
+        Timesteps are uniform at random, or with ``stratum=(k, K)`` all at the centre of the k-th of
+        K equal bins (for a low-variance validation loss). Noise comes from torch's global RNG.
+        """
+        import torch.nn.functional as F
+
+        n = scheduler.config.num_train_timesteps
+        if stratum is None:
+            t = torch.randint(n, (len(latents),))
+        else:
+            t = torch.full((len(latents),), int((stratum[0] + 0.5) * n / stratum[1]))
+        noise = torch.randn_like(latents)
+        pred = self.pipe.unet(scheduler.add_noise(latents, noise, t), t, encoder_hidden_states=context).sample
+        kind = scheduler.config.get("prediction_type", "epsilon")
+        target = noise if kind == "epsilon" else scheduler.get_velocity(latents, noise, t)
+        return F.mse_loss(pred, target)

@@ -3,7 +3,8 @@
 A real DreamDiffusion run loads Stable Diffusion v1.5, CLIP ViT-L/14 and a torchvision ViT-H/14
 judge from local folders. For a synthetic world, ``ensure_foundation`` trains tiny counterparts
 once, on the world's TRAIN-split images and captions only (validation and test stimuli stay
-unseen), caches them under ``cache_dir/foundation/<world>-<scale>-<version>/`` and writes them in
+unseen), caches them under ``cache_dir/foundation/images-<image key>-<scale>-<version>/`` (worlds that
+differ only in their EEG share them) and writes them in
 the real formats, so that they load through the same calls:
 
 - ``clip/``: an open_clip model config ``<name>.json`` (the name is a hash of the config, so
@@ -101,9 +102,9 @@ class WorldImages:
 
 def world_images(world_root: Path, splits: tuple[str, ...] = ("train",), size: int = 16) -> WorldImages:
     """The images of ``splits`` (of ``block_splits_by_image_all.pth``, split 0), box-filtered to ``size`` px."""
-    import numpy as np
     import torch
-    from PIL import Image
+
+    from eegbench.data.stimuli import load_pixels
 
     root = Path(world_root)
     for name in ("world.json", "eeg_5_95_std.pth", "block_splits_by_image_all.pth", "captions.json", "classes.json"):
@@ -115,17 +116,9 @@ def world_images(world_root: Path, splits: tuple[str, ...] = ("train",), size: i
     chosen = sorted({int(dataset[i]["image"]) for split in splits for i in table[split]})
     captions = json.loads((root / "captions.json").read_text())
     classes = json.loads((root / "classes.json").read_text())
-    pixels, paths = [], []
-    for i in chosen:
-        path = root / "images" / names[i].split("_")[0] / f"{names[i]}.JPEG"
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            if img.size != (size, size):
-                img = img.resize((size, size), Image.BOX)
-            pixels.append(np.asarray(img))
-        paths.append(path)
+    paths = [root / "images" / names[i].split("_")[0] / f"{names[i]}.JPEG" for i in chosen]
     return WorldImages(
-        pixels=torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).contiguous(),
+        pixels=torch.from_numpy(load_pixels(paths, size)),
         labels=[wnids.index(names[i].split("_")[0]) for i in chosen], captions=[captions[names[i]] for i in chosen],
         paths=paths, wnids=list(wnids), class_names=[classes[w] for w in wnids])
 
@@ -431,7 +424,11 @@ def ensure_foundation(world_root: Path, cache_dir: Path, *, scale: str = "ci", p
     world_root = Path(world_root)
     if not (world_root / "world.json").is_file():
         raise UserError(f"{world_root / 'world.json'}: file not found; pass the folder returned by synthetic.imagenet_eeg.ensure")
-    root = Path(cache_dir) / "foundation" / f"{world_root.name}-{scale}-{FOUNDATION_VERSION}"
+    from eegbench.synthetic.imagenet_eeg import WorldSpec
+
+    spec = WorldSpec.model_validate(json.loads((world_root / "world.json").read_text())["spec"])
+    # keyed by the images alone: worlds that differ only in their EEG (snr, subjects, drift) share models
+    root = Path(cache_dir) / "foundation" / f"images-{spec.image_key()}-{scale}-{FOUNDATION_VERSION}"
     folders = {name: root / name for name in ("sd", "clip", "judge")}
     steps = {"judge": recipe.judge_steps, "clip": recipe.clip_steps, "sd": recipe.vae_steps + recipe.unet_steps}
     todo = [name for name in ("judge", "clip", "sd") if not (folders[name] / DONE).is_file()]

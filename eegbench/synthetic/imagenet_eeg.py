@@ -79,6 +79,9 @@ _PAD = 64  # samples of template padding for latency jitter
 _BATCH = 128  # trials synthesised at once
 
 
+IMAGE_FIELDS = ("classes", "images_per_class", "image_size", "seed")  # drawn before, and apart from, the EEG
+
+
 class WorldSpec(BaseModel):
     """The knobs of a synthetic world; ``key()`` names its cache folder."""
 
@@ -95,6 +98,12 @@ class WorldSpec(BaseModel):
     def key(self) -> str:
         """Stable 12-hex hash of the spec and the generator version."""
         text = json.dumps({"spec": self.model_dump(), "version": GENERATOR_VERSION}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def image_key(self) -> str:
+        """Hash of what the images, captions and splits depend on (not the EEG's snr, subjects or drift)."""
+        fields = self.model_dump(include=set(IMAGE_FIELDS))
+        text = json.dumps({"images": fields, "version": GENERATOR_VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

@@ -98,6 +98,9 @@ class Run:
     def write_json(self, name: str, obj: Any) -> None:
         atomic_write_json(self.path / name, obj)
 
+    def write_bytes(self, name: str, data: bytes) -> None:
+        atomic_write_bytes(self.path / name, data)
+
     def write_text(self, name: str, text: str) -> None:
         atomic_write_text(self.path / name, text)
 

@@ -24,6 +24,7 @@ from pydantic import Field
 from eegbench import progress
 from eegbench.config import StrictModel
 from eegbench.errors import UserError
+from eegbench.evaluate.controls import noise_eeg
 from eegbench.track.store import atomic_write_bytes
 from eegbench.train.checkpoint import load_epoch, save_epoch
 
@@ -37,7 +38,7 @@ class MSMStage:
     class Config(StrictModel):
         encoder_args: dict = {}  # MAEEncoder widths/depths/heads/patch/mlp_ratio; paper scale by default
         mask_ratio: float = Field(0.75, gt=0, lt=1)
-        epochs: int = Field(100, ge=1)
+        epochs: int = Field(100, ge=0)  # 0: no pretraining, the encoder is handed on as initialised (ablations)
         batch_size: int = Field(100, ge=1)
         lr: float = Field(2.5e-4, gt=0)  # peak, used as given for batch_size (no automatic scaling)
         weight_decay: float = Field(0.05, ge=0)
@@ -45,6 +46,7 @@ class MSMStage:
         warmup_epochs: int = Field(40, ge=0)
         extra_eeg: str | None = None  # folder of unlabelled .npy [n, C, T] / [C, T], .edf, .bdf
         precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast matmuls; weights, optimiser, loss fp32
+        train_on: Literal["eeg", "noise"] = "eeg"  # noise: the trained-on-noise control variant
         select_on: Literal["val"] = "val"  # checkpoint selection split; never test
 
     def __init__(self, name: str, config: dict, seed: int):
@@ -75,7 +77,7 @@ class MSMStage:
             return c.lr * step / warm
         return c.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(total - warm, 1)))
 
-    def run(self, data, run, model=None):
+    def run(self, data, run, model=None, pretrained=None):
         """Pretrain on ``data.splits['train']`` (+ ``extra_eeg``), select on ``'val'``; return the MAEEncoder."""
         import torch
 
@@ -89,18 +91,24 @@ class MSMStage:
         if done is not None:
             model.load_state_dict(done[0])
             return model
+        if c.epochs == 0:
+            run.log(f"{self.name}: 0 epochs: the encoder is handed on as initialised (seed {self.seed}), not pretrained")
+            return model
 
         train, val = data.splits["train"], data.splits["val"]
         if len(train) == 0 or len(val) == 0:
             raise UserError(f"stages.{self.name}: needs train and val trials (got {len(train)} and {len(val)}); "
                             "check the dataset's split file")
         x_train = np.ascontiguousarray(data.eeg[train], dtype=np.float32)
+        x_val = np.ascontiguousarray(data.eeg[val], dtype=np.float32)
         n_extra = 0
         if c.extra_eeg is not None:
             extra = load_extra_eeg(Path(c.extra_eeg), n_chans, n_times, key=f"stages.{self.name}.extra_eeg")
             x_train, n_extra = np.concatenate([x_train, extra]), len(extra)
+        if c.train_on == "noise":
+            x_train, x_val = noise_eeg(x_train, seed=self.seed + 1000), noise_eeg(x_val, seed=self.seed + 2000)
         x_train = torch.from_numpy(x_train)
-        x_val = torch.from_numpy(np.ascontiguousarray(data.eeg[val], dtype=np.float32))
+        x_val = torch.from_numpy(x_val)
         run.log(f"{self.name}: pretraining on {len(train)} train trials + {n_extra} extra segments, "
                 f"selecting on {len(val)} val trials")
 

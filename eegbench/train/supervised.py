@@ -56,7 +56,7 @@ class SupervisedStage:
             features = encoder(torch.zeros(2, n_chans, n_times)).shape[1]
         return nn.Sequential(encoder, registry.heads.get(c.head)(features, n_classes))
 
-    def run(self, data, run, model=None):
+    def run(self, data, run, model=None, pretrained=None):
         """Train on ``data.splits['train']``, select on ``'val'``; return the selected model.
 
         ``model``, when given, is the encoder an earlier stage pretrained; it is fine-tuned under the head.

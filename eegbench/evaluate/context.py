@@ -1,0 +1,75 @@
+"""What an evaluation may read besides the predictions: the scored trials' data and the pretrained models.
+
+Every evaluation is called as ``evaluate(predictions, ctx)`` and returns
+``{"per_trial": array, "chance": float}`` (plus an optional ``"note"`` printed with the metric).
+An evaluation that needs pretrained models says so with :func:`needs`, so the run resolves and
+checks those folders before it writes anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from eegbench.errors import UserError
+
+
+def needs(*models: str):
+    """Mark an evaluation (or stage) as using the run's pretrained ``models`` (sd, clip, judge)."""
+    def mark(fn):
+        fn.needs = models
+        return fn
+    return mark
+
+
+@dataclass
+class EvalContext:
+    """The scored trials (positions into ``data``), the run's pretrained models and seed; derived arrays memoised."""
+
+    data: object  # data.imagenet_eeg.Trials
+    trials: np.ndarray
+    pretrained: object | None  # models.pretrained.Pretrained
+    seed: int
+    _memo: dict = field(default_factory=dict, repr=False)
+
+    def _memoised(self, key, compute):
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def stimuli(self, size: int) -> np.ndarray:
+        """uint8 ``[trials, 3, size, size]`` stimulus images of the scored trials."""
+        from eegbench.data.stimuli import load_pixels
+
+        return self._memoised(("stimuli", size), lambda: load_pixels(
+            [self.data.image_path(int(i)) for i in self.trials], size))
+
+    def judge_probs(self, images: np.ndarray) -> np.ndarray:
+        """Judge probabilities ``[trials, samples, classes]`` of uint8 images ``[trials, samples, 3, H, W]``."""
+        import torch
+
+        def compute():
+            judge = self.pretrained.judge()
+            flat = images.reshape(-1, *images.shape[2:])
+            probs = [judge.probs(torch.from_numpy(flat[i:i + 256]).float() / 255).numpy()
+                     for i in range(0, len(flat), 256)]
+            return np.concatenate(probs).reshape(*images.shape[:2], -1)
+
+        return self._memoised(("judge", id(images)), compute)
+
+    def judge_gt_class(self) -> np.ndarray:
+        """The judge's argmax on each scored trial's stimulus (DreamDiffusion's ground truth class)."""
+        size = self.pretrained.judge().image_size
+        return self._memoised("judge_gt", lambda: self.judge_probs(self.stimuli(size)[:, None])[:, 0].argmax(-1))
+
+    def label_in_judge_classes(self) -> np.ndarray:
+        """Each scored trial's dataset label as an index into the judge's classes (matched by wnid)."""
+        classes = self.pretrained.judge().classes
+        index = {w: i for i, w in enumerate(classes)}
+        wnids = [self.data.wnids[int(label)] for label in self.data.label[self.trials]]
+        unknown = sorted({w for w in wnids if w not in index})
+        if unknown:
+            raise UserError(f"the judge's classes lack dataset class(es) {', '.join(unknown[:5])}; the label-based "
+                            "n-way metric needs a judge over the dataset's wnids (remove it from evaluate)")
+        return np.array([index[w] for w in wnids])

@@ -1,0 +1,61 @@
+"""Published numbers from ``baselines/<suite>.yaml``: shown beside runs, never mixed with them.
+
+Each file names its source, a tag (``code``, ``data`` or ``reported``; see baselines/README.md)
+and the setting the numbers come from, and lists rows of (variant, metric, value, note). Every
+row must name a variant of the suite and a registered evaluation, so a renamed variant or
+metric cannot leave a published number silently attached to nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import ValidationError
+
+from eegbench import config, registry
+from eegbench.config import StrictModel
+from eegbench.errors import UserError
+
+
+class Row(StrictModel):
+    variant: str
+    metric: str
+    value: float
+    note: str = ""
+
+
+class Baselines(StrictModel):
+    suite: str
+    source: str
+    tag: Literal["code", "data", "reported"]
+    setting: str
+    rows: list[Row]
+
+
+def baselines_dir() -> Path:
+    """The checkout's ``baselines/`` folder, or its copy inside an installed wheel."""
+    package = Path(__file__).resolve().parents[1]
+    checkout = package.parent / "baselines"
+    return checkout if checkout.is_dir() else package / "baselines"
+
+
+def load(suite: str, folder: Path | None = None) -> Baselines | None:
+    """The published rows for ``suite``, validated; None when there is no file for it."""
+    path = (folder or baselines_dir()) / f"{suite}.yaml"
+    if not path.is_file():
+        return None
+    try:
+        published = Baselines.model_validate(yaml.safe_load(path.read_text()))
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise UserError(f"{path}: not a valid baselines file ({str(exc).splitlines()[0]}); see baselines/README.md") from None
+    known = config.variants(published.suite)
+    for i, row in enumerate(published.rows):
+        if row.variant not in known:
+            raise UserError(f"{path}: rows.{i}.variant {row.variant!r} is not a variant of {published.suite}; "
+                            f"use one of {', '.join(known)}")
+        if row.metric not in registry.evaluations:
+            raise UserError(f"{path}: rows.{i}.metric {row.metric!r} is not a registered evaluation; "
+                            "`eegbench list evaluations` shows them")
+    return published

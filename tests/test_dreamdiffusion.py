@@ -1,0 +1,181 @@
+"""The dreamdiffusion suite's mechanics on a tiny world with tiny foundation models (no quality checks)."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from eegbench import config  # noqa: E402
+from eegbench.errors import UserError  # noqa: E402
+from eegbench.runner import execute  # noqa: E402
+from eegbench.track.store import Index, Run  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+IMAGE_METRICS = ["image_nway_top1", "image_nway_top1_best", "image_nway_top1_label", "image_ssim_2way", "image_pcc_2way"]
+TINY = {
+    "dataset.world": {"classes": 3, "images_per_class": 12, "subjects": 1, "image_size": 16},
+    "models.synthetic_recipe": "tiny",
+    "stages.msm.encoder_args": {"embed_dim": 16, "depth": 1, "heads": 2, "decoder_embed_dim": 16,
+                                "decoder_depth": 1, "decoder_heads": 2},
+    "stages.msm.epochs": 1, "stages.msm.batch_size": 8,
+    "stages.generate.epochs": 3, "stages.generate.batch_size": 8,
+    "stages.generate.samples": 2, "stages.generate.steps": 2,
+}
+
+
+def tiny(variant: str = "default", **overrides):
+    return config.resolve("dreamdiffusion", variant=variant, scale="ci", overrides={**TINY, **overrides})
+
+
+@pytest.fixture(scope="module")
+def finished(cache_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    return execute(tiny(), out=out, cache_dir=cache_dir), out
+
+
+def test_every_image_metric_is_scored_beside_both_controls_and_the_probe(finished):
+    outcome, _ = finished
+    metrics = outcome.metrics["metrics"]
+    assert [m["metric"] for m in metrics] == IMAGE_METRICS + ["probe:block_confound"]
+    for m in metrics[:-1]:
+        assert m["n"] == 6 and [c["name"] for c in m["controls"]] == ["shuffled_eeg", "noise_eeg"]
+        assert 0 <= m["value"] <= 1 and m["note"]
+    nway, best = metrics[0], metrics[1]
+    assert nway["chance"] == pytest.approx(1 / 3) and "3-way" in nway["note"]
+    assert best["chance"] > nway["chance"] and "oracle" in best["note"]  # best of 2 samples beats chance more often
+    assert best["value"] >= nway["value"]
+    assert metrics[3]["chance"] == 0.5 and metrics[4]["chance"] == 0.5
+
+
+def test_run_folder_holds_grids_plots_and_small_checkpoints(finished):
+    outcome, _ = finished
+    names = {p.relative_to(outcome.run_dir).as_posix() for p in outcome.run_dir.rglob("*")}
+    assert {"samples/test_real.png", "samples/test_shuffled_eeg.png", "samples/test_noise_eeg.png",
+            "samples/msm_reconstruction.png", "checkpoints/msm.safetensors", "checkpoints/generate.safetensors",
+            "predictions/test.npz"} <= names
+    assert not any(n.endswith(".resume.safetensors") for n in names)
+    tensors, meta = Run(outcome.run_dir).load_checkpoint("generate")
+    assert meta["selected_on"] == "val" and len(meta["history"]) == 3
+    assert {k.split(".")[0] for k in tensors} == {"encoder", "conditioner", "unet_params"}  # frozen SD not saved
+    assert all("attn2" in k or "norm2" in k for k in tensors if k.startswith("unet_params"))
+    from PIL import Image
+
+    with Image.open(outcome.run_dir / "samples/test_real.png") as grid:  # 3 rows (one per class) x (GT + 2 samples)
+        assert grid.size == (3 * 64 + 3 * 4, 3 * 64 + 2 * 4)
+
+
+def test_interrupted_training_resumes_to_the_same_metrics(finished, cache_dir, tmp_path, monkeypatch):
+    outcome, _ = finished
+    real_log = Run.log
+
+    def dying_log(self, message):
+        real_log(self, message)
+        if message.startswith("generate: epoch 1 "):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Run, "log", dying_log)
+    with pytest.raises(KeyboardInterrupt):
+        execute(tiny(), out=tmp_path, cache_dir=cache_dir)
+    monkeypatch.setattr(Run, "log", real_log)
+    resumed = execute(tiny(), out=tmp_path, cache_dir=cache_dir)
+    assert "generate: resuming after epoch 0" in (resumed.run_dir / "log.txt").read_text()
+    assert resumed.metrics["metrics"] == outcome.metrics["metrics"]
+
+
+@pytest.mark.parametrize("scheduler", ["plms", "ddim", "dpm", "euler"])
+def test_every_scheduler_samples_the_same_images_twice(finished, scheduler):
+    from eegbench import registry
+    from eegbench.models.pretrained import Pretrained, resolve_folders
+
+    outcome, _ = finished
+    cfg = tiny(**{"stages.generate.scheduler": scheduler})
+    dataset = registry.datasets.get("imagenet-eeg")(cfg.dataset, outcome.run_dir.parents[3])
+    data = dataset.load()
+    folders = resolve_folders(cfg, dataset.prepare, {"sd", "clip"}, outcome.run_dir.parents[3])
+    stage = registry.stages.get("generative")("generate", cfg.stages["generate"], seed=0)
+    model = stage.build(*data.eeg.shape[1:], Pretrained(folders, outcome.run_dir.parents[3]).sd(), 64)
+    eeg = data.eeg[data.splits["test"][:2]]
+    first, second = stage.predict(model, eeg)["images"], stage.predict(model, eeg)["images"]
+    assert first.shape == (2, 2, 3, 16, 16) and first.dtype == np.uint8
+    assert np.array_equal(first, second)
+
+
+def test_trained_on_noise_variant_never_sees_eeg(cache_dir, tmp_path):
+    outcome = execute(tiny("trained-on-noise"), out=tmp_path, cache_dir=cache_dir)
+    log = (outcome.run_dir / "log.txt").read_text()
+    assert "generate: training on 24 trials (noise)" in log
+    assert outcome.metrics["config"]["stages"]["msm"]["train_on"] == "noise"
+
+
+def test_unknown_scheduler_names_the_key():
+    with pytest.raises(UserError, match=r"stages\.generate\.scheduler: .*'plms'"):
+        tiny(**{"stages.generate.scheduler": "heun"})
+
+
+def test_paper_scale_names_every_missing_input(cache_dir, tmp_path):
+    cfg = config.resolve("dreamdiffusion", scale="paper")
+    with pytest.raises(UserError) as info:
+        execute(cfg, out=tmp_path, cache_dir=cache_dir)
+    message = str(info.value)
+    assert "\n" not in message
+    for part in ("dataset.root (--data-root", "models.sd (--sd-weights", "models.clip (--clip-weights",
+                 "models.judge (--judge-weights"):
+        assert part in message
+    assert not any(tmp_path.iterdir())
+
+
+def test_real_data_without_weights_names_the_flags(finished, cache_dir, tmp_path):
+    outcome, _ = finished
+    world = next(p for p in (cache_dir / "worlds").iterdir() if json.loads((p / "world.json").read_text())
+                 ["spec"]["classes"] == 3)
+    real = tmp_path / "real"
+    shutil.copytree(world, real, ignore=shutil.ignore_patterns("world.json"))  # the real format has no world.json
+    cfg = config.resolve("dreamdiffusion", scale="ci", data_root=str(real), overrides=TINY)
+    with pytest.raises(UserError, match=r"real data needs local pretrained weights; missing: models\.clip \(--clip-weights"):
+        execute(cfg, out=tmp_path / "runs", cache_dir=cache_dir)
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("remove, named", [
+    ("unet/diffusion_pytorch_model.safetensors", "unet weights"),
+    ("model_index.json", "model_index.json"),
+    ("scheduler/scheduler_config.json", "scheduler"),
+])
+def test_a_damaged_sd_folder_names_the_missing_file(finished, cache_dir, tmp_path, remove, named):
+    sd = next((cache_dir / "foundation").glob("images-*-tiny-v1")) / "sd"
+    broken = tmp_path / "sd"
+    shutil.copytree(sd, broken)
+    (broken / remove).unlink()
+    cfg = config.resolve("dreamdiffusion", scale="ci", weights={"sd": str(broken)}, overrides=TINY)
+    with pytest.raises(UserError) as info:
+        execute(cfg, out=tmp_path / "runs", cache_dir=cache_dir)
+    assert str(broken / remove) in str(info.value) and named in str(info.value)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_every_variant_runs_from_one_command(finished, cache_dir, tmp_path, monkeypatch, capsys):
+    from eegbench import cli
+
+    args = ["run", "--suite", "dreamdiffusion", "--scale", "ci", "--variant", "all", "--out", str(tmp_path),
+            "--no-wandb"] + [a for key, value in TINY.items() for a in ("--set", f"{key}={json.dumps(value)}")]
+    monkeypatch.setattr("sys.argv", ["eegbench", *args])
+    cli.main()
+    variants = {r["variant"] for r in Index(tmp_path / "index.sqlite").runs("dreamdiffusion")}
+    assert variants == set(config.variants("dreamdiffusion"))
+
+
+def test_published_numbers_name_real_variants_and_metrics(tmp_path):
+    from eegbench.track import baselines
+
+    published = baselines.load("dreamdiffusion")
+    assert published.tag == "reported" and "Table 1" in published.source
+    assert {(r.variant, r.value) for r in published.rows} >= {("default", 0.458), ("mask-0.25", 0.197)}
+    bad = tmp_path / "dreamdiffusion.yaml"
+    bad.write_text(baselines.baselines_dir().joinpath("dreamdiffusion.yaml").read_text().replace("mask-0.25", "mask-0.3"))
+    with pytest.raises(UserError, match=r"rows\.5\.variant 'mask-0\.3' is not a variant of dreamdiffusion"):
+        baselines.load("dreamdiffusion", folder=tmp_path)
