@@ -16,10 +16,11 @@ setup: $(UV)  ## create .venv exactly as locked
 	$(UV) sync --frozen --python python3
 
 run: setup  ## the main job on the embedded default (synthetic world)
-	.venv/bin/eegbench run --suite smoke
+	.venv/bin/eegbench run --suite dreamdiffusion
 
 test: setup  ## the test suite
 	$(PY) -m pytest
 
 bench: setup  ## print the speed and size figures the issues ask for
 	$(PY) scripts/bench_foundation.py
+	$(PY) scripts/bench_dreamdiffusion.py --scale ci

@@ -4,6 +4,11 @@ Order: validate inputs, resolve pretrained model folders and load data (nothing 
 (resuming from its checkpoints) -> predictions on test, real and under each control -> every
 evaluation scored on both -> metrics.json, per-trial predictions -> index. A bad input found after
 the folder was created removes the folder, so the store never holds half a run.
+
+The contracts it relies on: a stage is ``cls(name, config, seed)`` with ``run(data, run, model,
+pretrained)`` (``model``: what the previous stage returned) and ``predict(model, eeg) -> dict``;
+an evaluation is ``fn(predictions, ctx) -> {"per_trial", "chance"}`` (see ``evaluate.context``);
+either may declare ``needs = ("sd", "clip", "judge")``, the pretrained models it reads.
 """
 
 from __future__ import annotations

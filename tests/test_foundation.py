@@ -48,7 +48,8 @@ def test_imports_do_not_pull_in_torch():
 
 def test_layout_markers_and_progress(built):
     world, cache, folders, calls = built
-    root = cache / "foundation" / f"{world.name}-tiny-{foundation.FOUNDATION_VERSION}"
+    spec = WorldSpec(classes=3, images_per_class=6, subjects=1, image_size=16)
+    root = cache / "foundation" / f"images-{spec.image_key()}-tiny-{foundation.FOUNDATION_VERSION}"
     assert folders == {"sd": root / "sd", "clip": root / "clip", "judge": root / "judge"}
     for name, folder in folders.items():
         info = json.loads((folder / foundation.DONE).read_text())
@@ -57,6 +58,18 @@ def test_layout_markers_and_progress(built):
     tiny = foundation.RECIPES["tiny"]
     total = tiny.judge_steps + tiny.clip_steps + tiny.vae_steps + tiny.unet_steps
     assert calls[-1] == (total, total) and len(calls) == total
+
+
+def test_worlds_differing_only_in_eeg_share_images_and_foundation_models(built):
+    world, cache, folders, _ = built
+    other = ensure(WorldSpec(classes=3, images_per_class=6, subjects=2, snr=0.5, block_drift=1.0, image_size=16), cache)
+    assert other != world
+    for path in sorted((world / "images").rglob("*.JPEG")) + [world / "captions.json"]:
+        assert (other / path.relative_to(world)).read_bytes() == path.read_bytes(), path
+    for split in ("train", "val", "test"):  # the same images in each split, whatever the subject count
+        assert ([p.name for p in foundation.world_images(world, (split,)).paths]
+                == [p.name for p in foundation.world_images(other, (split,)).paths])
+    assert foundation.ensure_foundation(other, cache, scale="tiny") == folders
 
 
 def test_text_to_image_loads_with_stable_diffusion_pipeline(built):

@@ -5,7 +5,9 @@ context length, 77 for SD v1.5) -> Linear to the UNet's cross-attention width = 
 replaces the caption's. An optional branch maps the mean context to the UNet's timestep-embedding
 width and adds it to the timestep embedding (DreamDiffusion's extra conditioning path); it is
 attached with hooks, so the UNet stays a stock diffusers UNet2DConditionModel. ``clip_head``
-maps the flattened context to the CLIP image-embedding width for the alignment loss.
+maps the context's mean over tokens to the CLIP image-embedding width for the alignment loss (a
+head on the flattened context memorises training trials). :class:`EEGImageModel` joins an
+encoder, the conditioner and a pipeline's UNet into the model the generative stage trains.
 """
 
 from __future__ import annotations

@@ -115,7 +115,7 @@ class GenerativeStage:
         slot = {int(img): k for k, img in enumerate(images)}
         run.log(f"{self.name}: encoding {len(images)} train/val stimuli at {size} px")
         latents = encode_latents(pipe, paths, size)
-        clip_file = pretrained.cache_dir / "embeddings" / f"clip-{_digest(paths)}.npy"
+        clip_file = pretrained.cache_dir / "embeddings" / f"clip-{_digest([pretrained.folders['clip'], *paths])}.npy"
         clip_emb = torch.from_numpy(clip_image_embeddings(clip_model, preprocess, paths, clip_file))
 
         def inputs(split, noise_seed):
