@@ -47,3 +47,35 @@ def test_ssim_matrix_diagonal_is_one_for_identical_images():
     images = np.random.default_rng(2).random((4, 3, 16, 16))
     sim = ssim_matrix(images, images)
     assert np.allclose(np.diag(sim), 1.0, atol=1e-4) and (sim[~np.eye(4, dtype=bool)] < 0.5).all()
+
+
+def test_grid_rows_take_the_first_trial_of_each_class():
+    from eegbench.evaluate.grids import grid_rows, image_grid_png
+
+    labels = np.array([2, 0, 0, 1, 2, 1])
+    assert grid_rows(labels).tolist() == [1, 3, 0]
+    assert grid_rows(labels, per_class=2, max_rows=5).tolist() == [1, 2, 3, 5, 0]
+    import io
+
+    from PIL import Image
+
+    png = image_grid_png(np.zeros((3, 3, 8, 8), np.uint8), np.full((3, 2, 3, 8, 8), 255, np.uint8), cell=16, gap=2)
+    with Image.open(io.BytesIO(png)) as grid:
+        assert grid.size == (3 * 16 + 3 * 2, 3 * 16 + 2 * 2)
+        assert grid.getpixel((0, 0)) == (0, 0, 0) and grid.getpixel((16 + 4, 0)) == (255, 255, 255)
+
+
+def test_label_based_ground_truth_maps_wnids_into_the_judge_classes():
+    from types import SimpleNamespace
+
+    from eegbench.errors import UserError
+    from eegbench.evaluate.context import EvalContext
+
+    judge = SimpleNamespace(classes=["n3", "n1", "n2"])
+    data = SimpleNamespace(wnids=["n1", "n2", "n3"], label=np.array([0, 1, 2, 0]))
+    ctx = EvalContext(data, np.array([3, 2, 1]), SimpleNamespace(judge=lambda: judge), seed=0)
+    assert ctx.label_in_judge_classes().tolist() == [1, 0, 2]
+    judge.classes = ["n1", "n2"]
+    ctx = EvalContext(data, np.array([2]), SimpleNamespace(judge=lambda: judge), seed=0)
+    with pytest.raises(UserError, match="lack dataset class"):
+        ctx.label_in_judge_classes()

@@ -1,6 +1,5 @@
 """A pretraining stage hands its encoder to the next stage, which fine-tunes it under a head."""
 
-import pytest
 import torch
 
 from eegbench import config

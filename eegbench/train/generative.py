@@ -28,6 +28,7 @@ from eegbench import progress
 from eegbench.config import StrictModel
 from eegbench.errors import UserError
 from eegbench.train.checkpoint import load_epoch, save_epoch
+from eegbench.train.stage import Stage
 
 SCHEDULERS = {  # config name -> diffusers class; "plms" is PNDM without its Runge-Kutta warm-up, as in SD
     "plms": "PNDMScheduler",
@@ -38,7 +39,7 @@ SCHEDULERS = {  # config name -> diffusers class; "plms" is PNDM without its Run
 VAL_TIMESTEPS = 4  # fixed timesteps per val trial in the selection loss
 
 
-class GenerativeStage:
+class GenerativeStage(Stage):
     """EEG-conditioned Stable Diffusion (DreamDiffusion): eps-MSE + CLIP alignment; checkpoint chosen on val."""
 
     needs = ("sd", "clip")
@@ -62,11 +63,6 @@ class GenerativeStage:
         train_on: Literal["eeg", "noise"] = "eeg"  # noise: the trained-on-noise control variant
         select_on: Literal["val"] = "val"  # checkpoint selection split; never test
 
-    def __init__(self, name: str, config: dict, seed: int):
-        self.name = name
-        self.config = self.Config.model_validate({k: v for k, v in config.items() if k != "kind"})
-        self.seed = seed
-
     def build(self, n_chans: int, n_times: int, pipe, clip_dim: int, encoder=None):
         """The trainable model around ``pipe``; ``encoder`` is an MAEEncoder handed on, or None for a fresh one."""
         import torch
@@ -76,12 +72,7 @@ class GenerativeStage:
 
         torch.manual_seed(self.seed)
         if encoder is None:
-            try:
-                encoder = MAEEncoder(n_chans=n_chans, n_times=n_times, **self.config.encoder_args)
-            except TypeError as exc:
-                raise UserError(f"stages.{self.name}.encoder_args: {exc}; fix the argument names") from None
-            except UserError as exc:
-                raise UserError(f"stages.{self.name}.encoder_args: {exc}") from None
+            encoder = self.make(MAEEncoder, n_chans=n_chans, n_times=n_times, **self.config.encoder_args)
         elif not hasattr(encoder, "tokens"):
             raise UserError(f"stages.{self.name}: needs a token encoder (an msm stage's MAE-ViT) before it, got "
                             f"{type(encoder).__name__}; put an msm stage first or none at all")

@@ -27,12 +27,13 @@ from eegbench.errors import UserError
 from eegbench.evaluate.controls import noise_eeg
 from eegbench.track.store import atomic_write_bytes
 from eegbench.train.checkpoint import load_epoch, save_epoch
+from eegbench.train.stage import Stage
 
 Beta = Annotated[float, Field(ge=0, lt=1)]
 EXTRA_SUFFIXES = (".npy", ".edf", ".bdf")
 
 
-class MSMStage:
+class MSMStage(Stage):
     """MAE-ViT pretrained by masked signal modelling (DreamDiffusion); checkpoint chosen on val MSE."""
 
     class Config(StrictModel):
@@ -49,11 +50,6 @@ class MSMStage:
         train_on: Literal["eeg", "noise"] = "eeg"  # noise: the trained-on-noise control variant
         select_on: Literal["val"] = "val"  # checkpoint selection split; never test
 
-    def __init__(self, name: str, config: dict, seed: int):
-        self.name = name
-        self.config = self.Config.model_validate({k: v for k, v in config.items() if k != "kind"})
-        self.seed = seed
-
     def build(self, n_chans: int, n_times: int):
         """A freshly initialised MAEEncoder for EEG of ``n_chans`` x ``n_times``."""
         import torch
@@ -61,13 +57,8 @@ class MSMStage:
         from eegbench.models.mae import MAEEncoder
 
         torch.manual_seed(self.seed)
-        try:
-            return MAEEncoder(n_chans=n_chans, n_times=n_times, mask_ratio=self.config.mask_ratio,
-                              **self.config.encoder_args)
-        except TypeError as exc:
-            raise UserError(f"stages.{self.name}.encoder_args: {exc}; fix the argument names") from None
-        except UserError as exc:
-            raise UserError(f"stages.{self.name}.encoder_args: {exc}") from None
+        return self.make(MAEEncoder, n_chans=n_chans, n_times=n_times, mask_ratio=self.config.mask_ratio,
+                         **self.config.encoder_args)
 
     def lr_at(self, step: int, steps_per_epoch: int) -> float:
         """Learning rate of optimiser step ``step`` (0-based): linear warm-up, then cosine to zero."""

@@ -13,11 +13,11 @@ from pydantic import Field
 
 from eegbench import progress
 from eegbench.config import StrictModel
-from eegbench.errors import UserError
 from eegbench.train.checkpoint import load_epoch, save_epoch
+from eegbench.train.stage import Stage
 
 
-class SupervisedStage:
+class SupervisedStage(Stage):
     """Encoder + classifier head trained with cross-entropy; checkpoint chosen on val."""
 
     class Config(StrictModel):
@@ -31,11 +31,6 @@ class SupervisedStage:
         weight_decay: float = Field(0.0, ge=0)
         select_on: Literal["val"] = "val"  # checkpoint selection split; never test
 
-    def __init__(self, name: str, config: dict, seed: int):
-        self.name = name
-        self.config = self.Config.model_validate({k: v for k, v in config.items() if k != "kind"})
-        self.seed = seed
-
     def build(self, n_chans: int, n_times: int, n_classes: int, encoder=None):
         """Encoder + head; ``encoder`` is a pretrained one handed on by an earlier stage, if any."""
         import torch
@@ -46,11 +41,8 @@ class SupervisedStage:
         c = self.config
         torch.manual_seed(self.seed)
         if encoder is None:
-            try:
-                encoder = registry.encoders.get(c.encoder)(n_chans=n_chans, n_times=n_times, out_dim=c.embed_dim,
-                                                           **c.encoder_args)
-            except TypeError as exc:
-                raise UserError(f"stages.{self.name}.encoder_args: {exc}; fix the argument names") from None
+            encoder = self.make(registry.encoders.get(c.encoder), n_chans=n_chans, n_times=n_times,
+                                out_dim=c.embed_dim, **c.encoder_args)
         with torch.no_grad():
             encoder.eval()
             features = encoder(torch.zeros(2, n_chans, n_times)).shape[1]

@@ -1,0 +1,34 @@
+"""What every training stage shares: a name, a validated config and a seed.
+
+A stage subclasses :class:`Stage`, defines its pydantic ``Config`` and implements
+``run(data, run, model, pretrained)`` and ``predict(model, eeg)`` (see ``eegbench.runner``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from eegbench.config import StrictModel
+from eegbench.errors import UserError
+
+
+class Stage:
+    """Base of the registered stages."""
+
+    Config: type[StrictModel] = StrictModel
+    needs: tuple[str, ...] = ()  # pretrained models the stage reads: "sd", "clip", "judge"
+
+    def __init__(self, name: str, config: dict, seed: int):
+        self.name = name
+        self.config = self.Config.model_validate({k: v for k, v in config.items() if k != "kind"})
+        self.seed = seed
+
+    def make(self, factory: Callable[..., Any], **kwargs) -> Any:
+        """``factory(**kwargs)`` (kwargs include the user's ``encoder_args``), with bad arguments
+        reported against ``stages.<name>.encoder_args``."""
+        try:
+            return factory(**kwargs)
+        except TypeError as exc:
+            raise UserError(f"stages.{self.name}.encoder_args: {exc}; fix the argument names") from None
+        except UserError as exc:
+            raise UserError(f"stages.{self.name}.encoder_args: {exc}") from None
