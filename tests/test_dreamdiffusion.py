@@ -142,21 +142,23 @@ def test_real_data_without_weights_names_the_flags(finished, cache_dir, tmp_path
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("remove, named", [
-    ("unet/diffusion_pytorch_model.safetensors", "unet weights"),
-    ("model_index.json", "model_index.json"),
-    ("scheduler/scheduler_config.json", "scheduler"),
+@pytest.mark.parametrize("model, remove, named", [
+    ("sd", "unet/diffusion_pytorch_model.safetensors", "unet weights"),
+    ("sd", "model_index.json", "model_index.json"),
+    ("sd", "scheduler/scheduler_config.json", "scheduler"),
+    ("clip", "open_clip_model.safetensors", "open_clip checkpoint"),
+    ("judge", "config.json", "vit_h_14.pth"),
 ])
-def test_a_damaged_sd_folder_names_the_missing_file(finished, cache_dir, tmp_path, remove, named):
-    sd = next((cache_dir / "foundation").glob("images-*-tiny-v1")) / "sd"
-    broken = tmp_path / "sd"
-    shutil.copytree(sd, broken)
+def test_a_damaged_weights_folder_names_the_missing_file(finished, cache_dir, tmp_path, model, remove, named):
+    source = next((cache_dir / "foundation").glob("images-*-tiny-v1")) / model
+    broken = tmp_path / model
+    shutil.copytree(source, broken)
     (broken / remove).unlink()
-    cfg = config.resolve("dreamdiffusion", scale="ci", weights={"sd": str(broken)}, overrides=TINY)
+    cfg = config.resolve("dreamdiffusion", scale="ci", weights={model: str(broken)}, overrides=TINY)
     with pytest.raises(UserError) as info:
         execute(cfg, out=tmp_path / "runs", cache_dir=cache_dir)
     assert str(broken / remove) in str(info.value) and named in str(info.value)
-    assert not (tmp_path / "runs").exists()
+    assert not (tmp_path / "runs").exists()  # checked before the run folder exists
 
 
 def test_every_variant_runs_from_one_command(finished, cache_dir, tmp_path, monkeypatch, capsys):

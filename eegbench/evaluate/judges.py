@@ -30,6 +30,7 @@ CLASSES_FILE = "classes.json"
 CLIP_WEIGHTS = "open_clip_model.safetensors"
 _CLIP_KEYS = ("embed_dim", "vision_cfg", "text_cfg")
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+_FIX_CLIP = "pass a folder holding an open_clip model config <name>.json and its checkpoint"
 _FIX_JUDGE = (f"pass the judge folder made by synthetic.foundation.ensure_foundation ({JUDGE_CONFIG} + {JUDGE_WEIGHTS}) "
               f"or a folder holding {VIT_H_WEIGHTS} (torchvision vit_h_14 state dict) + {CLASSES_FILE}")
 
@@ -87,16 +88,22 @@ class Judge:
             return self.model(self.prepare(images.to(device))).float().softmax(-1)
 
 
-def load_judge(folder: Path) -> Judge:
-    """The judge in ``folder``: the synthetic CNN (``config.json``) or torchvision ViT-H/14 (``vit_h_14.pth``)."""
+def check_judge_folder(folder: Path) -> str:
+    """``"cnn"`` or ``"vit_h"``: which judge ``folder`` holds; UserError naming the missing file otherwise."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: judge folder not found; {_FIX_JUDGE}")
     if (folder / JUDGE_CONFIG).is_file():
-        return _load_cnn_judge(folder)
+        return "cnn"
     if (folder / VIT_H_WEIGHTS).is_file():
-        return _load_vit_h(folder)
+        return "vit_h"
     raise UserError(f"{folder / JUDGE_CONFIG}: file not found (nor {VIT_H_WEIGHTS}); {_FIX_JUDGE}")
+
+
+def load_judge(folder: Path) -> Judge:
+    """The judge in ``folder``: the synthetic CNN (``config.json``) or torchvision ViT-H/14 (``vit_h_14.pth``)."""
+    kind = check_judge_folder(folder)
+    return _load_cnn_judge(Path(folder)) if kind == "cnn" else _load_vit_h(Path(folder))
 
 
 def _read_json(path: Path, fix: str):
@@ -157,31 +164,37 @@ def _load_vit_h(folder: Path) -> Judge:
     return Judge(model, classes, [str(n) for n in names], image_size, _IMAGENET_MEAN, _IMAGENET_STD, center_crop=True)
 
 
-def load_clip(folder: Path):
-    """``(model, preprocess, tokenizer)`` of the open_clip model in ``folder``, in eval mode on the CPU."""
-    import open_clip
-
+def check_clip_folder(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The open_clip model config and checkpoint in ``folder`` (one each); UserError naming what is missing."""
     folder = Path(folder)
-    fix = "pass a folder holding an open_clip model config <name>.json and its checkpoint"
     if not folder.is_dir():
-        raise UserError(f"{folder}: CLIP folder not found; {fix}")
+        raise UserError(f"{folder}: CLIP folder not found; {_FIX_CLIP}")
     configs = [p for p in sorted(folder.glob("*.json")) if _is_clip_config(p)]
     if len(configs) != 1:
         found = "none" if not configs else ", ".join(p.name for p in configs)
         raise UserError(f"{folder}/<name>.json: need exactly one open_clip model config (keys embed_dim, vision_cfg, "
-                        f"text_cfg), found {found}; {fix}")
+                        f"text_cfg), found {found}; {_FIX_CLIP}")
     checkpoints = [folder / CLIP_WEIGHTS] if (folder / CLIP_WEIGHTS).is_file() else \
         sorted(p for ext in ("safetensors", "pt", "pth", "bin") for p in folder.glob(f"*.{ext}"))
     if len(checkpoints) != 1:
         raise UserError(f"{folder / CLIP_WEIGHTS}: file not found ({len(checkpoints)} other checkpoints); "
                         f"put exactly one open_clip checkpoint (*.safetensors, *.pt, *.pth, *.bin) in the folder")
+    return configs, checkpoints
+
+
+def load_clip(folder: Path):
+    """``(model, preprocess, tokenizer)`` of the open_clip model in ``folder``, in eval mode on the CPU."""
+    import open_clip
+
+    folder = Path(folder)
+    configs, checkpoints = check_clip_folder(folder)
     name = configs[0].stem
     open_clip.add_model_config(configs[0])
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=str(checkpoints[0]))
     except Exception as e:
         raise UserError(f"{checkpoints[0]}: cannot be loaded into {configs[0].name} ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0][:200]}); {fix}") from None
+                        f"{str(e).splitlines()[0][:200]}); {_FIX_CLIP}") from None
     context = json.loads(configs[0].read_text())["text_cfg"].get("context_length", 77)
     tok_dir = folder / "tokenizer"
     if tok_dir.is_dir():

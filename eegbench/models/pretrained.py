@@ -70,8 +70,11 @@ def resolve_folders(cfg, data_folder: Callable[[], Path], needed: set[str], cach
         made = ensure_foundation(world, cache_dir, scale=cfg.models["synthetic_recipe"],
                                  progress=progress.callback("training the synthetic world's SD, CLIP and judge"))
         folders |= {name: made[name] for name in missing}
-    if "sd" in folders:
-        check_sd_folder(folders["sd"])
+    from eegbench.evaluate.judges import check_clip_folder, check_judge_folder
+
+    for name, check in (("sd", check_sd_folder), ("clip", check_clip_folder), ("judge", check_judge_folder)):
+        if name in folders:
+            check(folders[name])
     return folders
 
 
