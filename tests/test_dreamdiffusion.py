@@ -36,7 +36,7 @@ def tiny(variant: str = "default", **overrides):
 @pytest.fixture(scope="module")
 def finished(cache_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    return execute(tiny(), out=out, cache_dir=cache_dir), out
+    return execute(tiny(), out=out, cache_dir=cache_dir, wandb="offline"), out
 
 
 def test_every_image_metric_is_scored_beside_both_controls_and_the_probe(finished):
@@ -64,6 +64,8 @@ def test_run_folder_holds_grids_plots_and_small_checkpoints(finished):
     assert meta["selected_on"] == "val" and len(meta["history"]) == 3
     assert {k.split(".")[0] for k in tensors} == {"encoder", "conditioner", "unet_params"}  # frozen SD not saved
     assert all("attn2" in k or "norm2" in k for k in tensors if k.startswith("unet_params"))
+    media = {p.name.split("_")[0] for p in outcome.run_dir.glob("wandb/offline-run-*/files/media/images/samples/*.png")}
+    assert media >= {"test", "msm"}  # the grids and the reconstruction plot reach the W&B mirror
     from PIL import Image
 
     with Image.open(outcome.run_dir / "samples/test_real.png") as grid:  # 3 rows (one per class) x (GT + 2 samples)

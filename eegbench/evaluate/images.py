@@ -88,10 +88,12 @@ def image_nway_top1_best(predictions: dict, ctx: EvalContext) -> dict:
     """As image_nway_top1 but each trial's best sample: an oracle choice, reported apart, with its own chance."""
     probs, gt = ctx.judge_probs(predictions["images"]), ctx.judge_gt_class()
     scored = nway_topk(probs, gt, seed=ctx.seed)
-    # chance of "best of S" under exchangeable classes, by Monte Carlo on random judge outputs
+    # chance of "best of S" when every sample's judge output is independent noise, by Monte Carlo: the
+    # most a no-information generator can get (one that repeats the same image gets k / n)
     null = nway_topk(np.random.default_rng(ctx.seed).random(probs.shape), gt, seed=ctx.seed)
     return {"per_trial": scored["per_trial_best"], "chance": float(null["per_trial_best"].mean()),
-            "note": f"{scored['n']}-way, best of {probs.shape[1]} samples per trial (oracle; not comparable to mean)"}
+            "note": f"{scored['n']}-way, best of {probs.shape[1]} samples per trial (oracle; not comparable to mean; "
+                    "chance = independent random samples)"}
 
 
 @needs("judge")

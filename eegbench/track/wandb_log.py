@@ -25,7 +25,8 @@ def check_online_credentials() -> None:
 
 
 def log_run(run: Run, summary: dict, mode: str) -> None:
-    """Log config, each stage's per-epoch history and every metric with its CI, control and chance."""
+    """Log config, each stage's per-epoch history, the run's sample images and every metric with its CI,
+    control and chance."""
     if mode == "disabled":
         return
     import wandb
@@ -40,6 +41,8 @@ def log_run(run: Run, summary: dict, mode: str) -> None:
             for epoch in (checkpoint[1].get("history", []) if checkpoint else []):
                 wb.log({f"{stage}/{k}": v for k, v in epoch.items()}, step=step)
                 step += 1
+        for png in sorted(run.path.glob("samples/*.png")):  # image grids and reconstruction plots
+            wb.log({f"samples/{png.stem}": wandb.Image(str(png))}, step=step)
         for m in summary["metrics"]:
             key = f"{m['split']}/{m['metric']}"
             wb.summary.update({key: m["value"], f"{key}/ci_low": m["ci"][0], f"{key}/ci_high": m["ci"][1],
