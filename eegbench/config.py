@@ -292,8 +292,13 @@ def resolve(suite: str, *, variant: str = DEFAULT_VARIANT, scale: str = DEFAULT_
         stage_cls = _known(layers, ("stages", stage_name, "kind"), registry.stages, ref.kind)
         body = {k: v for k, v in tree["stages"][stage_name].items() if k != "kind"}
         stages[stage_name] = {"kind": ref.kind, **validate_component(layers, ("stages", stage_name), stage_cls.Config, body)}
+    last = list(stages)[-1] if stages else None
+    produces = getattr(registry.stages.get(stages[last]["kind"]), "produces", None) if last else None
     for i, name in enumerate(shape.evaluate):
-        _known(layers, ("evaluate", i), registry.evaluations, name)
+        reads = getattr(_known(layers, ("evaluate", i), registry.evaluations, name), "reads", None)
+        if last and reads and reads != produces:
+            raise _fail(layers, ("evaluate", i), f"{name} scores {reads}, but the last stage {last!r} predicts "
+                        f"{produces or 'nothing'}; pick evaluations for it (`eegbench list evaluations`) or add a stage")
     for i, name in enumerate(shape.controls):
         _known(layers, ("controls", i), registry.controls, name)
     for i, name in enumerate(shape.probes):

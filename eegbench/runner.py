@@ -56,6 +56,8 @@ def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False, w
     dataset = registry.datasets.get(cfg.dataset["name"])(cfg.dataset, cache_dir)
     pretrained = Pretrained(resolve_folders(cfg, dataset.prepare, needed, cache_dir), cache_dir) if needed else None
     data = dataset.load()
+    ctx = EvalContext(data, data.splits["test"], pretrained, cfg.seed)
+    precheck(stages, evaluations, pretrained, data, ctx)
 
     if force and path.exists():
         shutil.rmtree(path)
@@ -70,8 +72,7 @@ def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False, w
         for stage in stages:
             model = stage.run(data, run, model, pretrained)
 
-        metrics = score(cfg, stages[-1], model, data, run, EvalContext(data, data.splits["test"], pretrained, cfg.seed),
-                        evaluations)
+        metrics = score(cfg, stages[-1], model, data, run, ctx, evaluations)
         summary = {"run_id": cfg.hash(), "suite": cfg.suite, "variant": cfg.variant, "scale": cfg.scale,
                    "seed": cfg.seed, "path": str(path), "config": cfg.model_dump(), "metrics": metrics}
         run.write_json("metrics.json", summary)
@@ -84,6 +85,19 @@ def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False, w
         if created:
             shutil.rmtree(path, ignore_errors=True)
         raise
+
+
+def precheck(stages: list, evaluations: dict, pretrained: Pretrained | None, data, ctx: EvalContext) -> None:
+    """Everything that can be checked before training: load each pretrained model (a corrupt file fails
+    now, not after hours of training), then each stage's and evaluation's own ``precheck``."""
+    for name in sorted(pretrained.folders if pretrained else ()):
+        getattr(pretrained, name)()
+    for stage in stages:
+        if hasattr(stage, "precheck"):
+            stage.precheck(data, pretrained)
+    for evaluate in evaluations.values():
+        if hasattr(evaluate, "precheck"):
+            evaluate.precheck(ctx)
 
 
 def score(cfg: Resolved, stage, model, data, run: Run, ctx: EvalContext, evaluations: dict) -> list[dict]:

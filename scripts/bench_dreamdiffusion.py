@@ -43,7 +43,10 @@ def phases(log: Path) -> list[tuple[str, float]]:
     """Seconds between the log's landmarks: start, msm done, generate trained, finished."""
     stamps = []
     for line in log.read_text().splitlines():
-        when, message = datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S"), line[20:]
+        try:
+            when, message = datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S"), line[20:]
+        except ValueError:  # a continuation line
+            continue
         for label, prefix in (("start", "run "), ("msm", "msm: selected"), ("msm", "msm: 0 epochs"),
                               ("generate (train)", "generate: selected"), ("sample + score", "finished")):
             if message.startswith(prefix):

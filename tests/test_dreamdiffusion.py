@@ -163,6 +163,37 @@ def test_a_damaged_weights_folder_names_the_missing_file(finished, cache_dir, tm
     assert not (tmp_path / "runs").exists()  # checked before the run folder exists
 
 
+def test_missing_stimulus_images_stop_the_run_before_training(finished, cache_dir, tmp_path):
+    world = next(p for p in (cache_dir / "worlds").iterdir() if json.loads((p / "world.json").read_text())
+                 ["spec"]["classes"] == 3)
+    real = tmp_path / "real"
+    shutil.copytree(world, real, ignore=shutil.ignore_patterns("world.json"))
+    victim = sorted((real / "images").rglob("*.JPEG"))[0]
+    victim.unlink()
+    foundation = next((cache_dir / "foundation").glob("images-*-tiny-v1"))
+    cfg = config.resolve("dreamdiffusion", scale="ci", data_root=str(real), overrides=TINY,
+                         weights={m: str(foundation / m) for m in ("sd", "clip", "judge")})
+    with pytest.raises(UserError, match=re.escape(f"{victim}: stimulus image not found")):
+        execute(cfg, out=tmp_path / "runs", cache_dir=cache_dir)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_image_size_the_pipeline_cannot_make_stops_the_run_before_training(finished, cache_dir, tmp_path):
+    cfg = tiny(**{"stages.generate.image_size": 12})
+    with pytest.raises(UserError, match=r"stages\.generate\.image_size: 12 px .* multiple of 8"):
+        execute(cfg, out=tmp_path, cache_dir=cache_dir)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"stages.generate": None}, r"evaluate\.0: image_nway_top1 scores images, but the last stage 'msm' predicts nothing"),
+    ({"evaluate": ["nway_top1"]}, r"evaluate\.0: nway_top1 scores logits, but the last stage 'generate' predicts images"),
+])
+def test_evaluations_must_read_what_the_last_stage_predicts(overrides, message):
+    with pytest.raises(UserError, match=message):
+        tiny(**overrides)
+
+
 def test_every_variant_runs_from_one_command(finished, cache_dir, tmp_path, monkeypatch, capsys):
     from test_cli import invoke
 

@@ -34,3 +34,11 @@ def load_pixels(paths: Sequence[Path], size: int) -> np.ndarray:
             img = img.resize((size, size), Image.BOX if side > size else Image.BICUBIC)
         out[i] = np.asarray(img)
     return out.transpose(0, 3, 1, 2)
+
+
+def check_stimuli(data, trials) -> None:
+    """Raise UserError naming the first missing stimulus image of ``trials`` (positions into ``data``)."""
+    for i in np.unique(data.image[trials]):
+        path = data.image_path(int(np.flatnonzero(data.image == i)[0]))
+        if not path.is_file():
+            raise UserError(f"{path}: stimulus image not found; pass images_root, the folder holding <wnid>/<name>.JPEG")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from eegbench.evaluate.context import evaluation
 
+
+@evaluation("logits")
 def nway_top1(predictions: dict, ctx=None) -> dict:
     """N-way top-1: per-trial correctness of the argmax over all N classes; chance is 1/N."""
     logits = np.asarray(predictions["logits"])

@@ -2,8 +2,9 @@
 
 Every evaluation is called as ``evaluate(predictions, ctx)`` and returns
 ``{"per_trial": array, "chance": float}`` (plus an optional ``"note"`` printed with the metric).
-An evaluation that needs pretrained models says so with :func:`needs`, so the run resolves and
-checks those folders before it writes anything.
+Each declares what it reads and which pretrained models it needs with :func:`evaluation`, so a
+suite pairing it with the wrong stage fails at config time, and the run resolves and checks those
+models before it writes anything.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ import numpy as np
 from eegbench.errors import UserError
 
 
-def needs(*models: str):
-    """Mark an evaluation (or stage) as using the run's pretrained ``models`` (sd, clip, judge)."""
+def evaluation(reads: str, needs: tuple[str, ...] = (), precheck=None):
+    """Declare what an evaluation scores: the prediction key it ``reads`` ("logits", "images"), the
+    pretrained models it ``needs`` (sd, clip, judge) and an optional ``precheck(ctx)`` the run calls
+    before training (it raises UserError on inputs that cannot work)."""
     def mark(fn):
-        fn.needs = models
+        fn.reads, fn.needs = reads, needs
+        if precheck is not None:
+            fn.precheck = precheck
         return fn
     return mark
 
@@ -56,12 +61,21 @@ class EvalContext:
                      for i in range(0, len(flat), 256)]
             return np.concatenate(probs).reshape(*images.shape[:2], -1)
 
-        return self._memoised(("judge", id(images)), compute)
+        key = ("judge", id(images))
+        if key in self._memo and self._memo[key][0] is not images:  # id reused by a new array
+            del self._memo[key]
+        return self._memoised(key, lambda: (images, compute()))[1]
 
     def judge_gt_class(self) -> np.ndarray:
         """The judge's argmax on each scored trial's stimulus (DreamDiffusion's ground truth class)."""
         size = self.pretrained.judge().image_size
         return self._memoised("judge_gt", lambda: self.judge_probs(self.stimuli(size)[:, None])[:, 0].argmax(-1))
+
+    def check_stimuli(self) -> None:
+        """Raise UserError naming the first missing stimulus image of the scored trials."""
+        from eegbench.data.stimuli import check_stimuli
+
+        check_stimuli(self.data, self.trials)
 
     def label_in_judge_classes(self) -> np.ndarray:
         """Each scored trial's dataset label as an index into the judge's classes (matched by wnid)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eegbench.evaluate.context import EvalContext, needs
+from eegbench.evaluate.context import EvalContext, evaluation
 
 
 def nway_topk(probs: np.ndarray, gt_class: np.ndarray, *, n: int = 50, k: int = 1, draws: int = 50,
@@ -75,7 +75,12 @@ def pairwise_identification(similarity: np.ndarray) -> dict:
 
 # registered evaluations: ``fn(predictions, ctx)`` on ``predictions["images"]`` [trials, samples, 3, H, W] uint8
 
-@needs("judge")
+def _check_labels(ctx: EvalContext) -> None:
+    ctx.check_stimuli()
+    ctx.label_in_judge_classes()
+
+
+@evaluation("images", needs=("judge",), precheck=EvalContext.check_stimuli)
 def image_nway_top1(predictions: dict, ctx: EvalContext) -> dict:
     """n-way top-1 of generated images, ground truth = the judge's class of the stimulus; mean over samples."""
     scored = nway_topk(ctx.judge_probs(predictions["images"]), ctx.judge_gt_class(), seed=ctx.seed)
@@ -83,7 +88,7 @@ def image_nway_top1(predictions: dict, ctx: EvalContext) -> dict:
             "note": f"{scored['n']}-way, judge's class of the stimulus, mean over samples"}
 
 
-@needs("judge")
+@evaluation("images", needs=("judge",), precheck=EvalContext.check_stimuli)
 def image_nway_top1_best(predictions: dict, ctx: EvalContext) -> dict:
     """As image_nway_top1 but each trial's best sample: an oracle choice, reported apart, with its own chance."""
     probs, gt = ctx.judge_probs(predictions["images"]), ctx.judge_gt_class()
@@ -96,7 +101,7 @@ def image_nway_top1_best(predictions: dict, ctx: EvalContext) -> dict:
                     "chance = independent random samples)"}
 
 
-@needs("judge")
+@evaluation("images", needs=("judge",), precheck=_check_labels)
 def image_nway_top1_label(predictions: dict, ctx: EvalContext) -> dict:
     """n-way top-1 of generated images with the dataset label as ground truth; mean over samples."""
     scored = nway_topk(ctx.judge_probs(predictions["images"]), ctx.label_in_judge_classes(), seed=ctx.seed)
@@ -104,11 +109,13 @@ def image_nway_top1_label(predictions: dict, ctx: EvalContext) -> dict:
             "note": f"{scored['n']}-way, dataset label, mean over samples"}
 
 
+@evaluation("images", precheck=EvalContext.check_stimuli)
 def image_ssim_2way(predictions: dict, ctx: EvalContext) -> dict:
     """Pair-wise 2-way identification by SSIM to the stimulus, mean over samples."""
     return _two_way(predictions["images"], ctx, ssim_matrix)
 
 
+@evaluation("images", precheck=EvalContext.check_stimuli)
 def image_pcc_2way(predictions: dict, ctx: EvalContext) -> dict:
     """Pair-wise 2-way identification by pixel correlation (PCC) to the stimulus, mean over samples."""
     return _two_way(predictions["images"], ctx, pearson_matrix)

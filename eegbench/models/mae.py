@@ -226,6 +226,12 @@ class MAEEncoder(nn.Module):
         pred = self.decoder_pred(self.decoder_norm(h[:, h.shape[1] - n_masked:]))
         return masked_mse(pred, patches, mask), pred, mask
 
+    def drop_decoder(self) -> None:
+        """Free the pretraining decoder (and mask token) once the encoder is handed on; ``masked_loss`` then fails."""
+        for name in ("decoder_embed", "mask_token", "decoder_blocks", "decoder_norm", "decoder_pred"):
+            if hasattr(self, name):
+                delattr(self, name)
+
     def encoder_state_dict(self) -> dict[str, torch.Tensor]:
         """The token encoder's weights (patch embedding, CLS, blocks, final norm): what pretraining
         trains and later stages reuse; neither the decoder nor ``out_proj``."""

@@ -50,6 +50,9 @@ def load(suite: str, folder: Path | None = None) -> Baselines | None:
         published = Baselines.model_validate(yaml.safe_load(path.read_text()))
     except (yaml.YAMLError, ValidationError) as exc:
         raise UserError(f"{path}: not a valid baselines file ({str(exc).splitlines()[0]}); see baselines/README.md") from None
+    if published.suite != suite:
+        raise UserError(f"{path}: names suite {published.suite!r}; a baselines file is named after its suite, "
+                        f"rename it to {published.suite}.yaml or fix the suite key")
     known = config.variants(published.suite)
     for i, row in enumerate(published.rows):
         if row.variant not in known:

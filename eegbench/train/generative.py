@@ -42,7 +42,12 @@ VAL_TIMESTEPS = 4  # fixed timesteps per val trial in the selection loss
 class GenerativeStage(Stage):
     """EEG-conditioned Stable Diffusion (DreamDiffusion): eps-MSE + CLIP alignment; checkpoint chosen on val."""
 
-    needs = ("sd", "clip")
+    produces = "images"  # the prediction key evaluations read
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """The SD pipeline, and CLIP only when the alignment loss is on."""
+        return ("sd", "clip") if self.config.clip_weight else ("sd",)
 
     class Config(StrictModel):
         encoder_args: dict = {}  # MAEEncoder shape when no earlier stage hands on an encoder (no-msm ablations)
@@ -63,6 +68,23 @@ class GenerativeStage(Stage):
         train_on: Literal["eeg", "noise"] = "eeg"  # noise: the trained-on-noise control variant
         select_on: Literal["val"] = "val"  # checkpoint selection split; never test
 
+    def image_size(self, pipe) -> int:
+        """Side of the generated images: ``image_size``, else the pipeline's native size; checked against the UNet."""
+        native = pipe.unet.config.sample_size * pipe.vae_scale_factor
+        size = self.config.image_size or native
+        step = pipe.vae_scale_factor * 2 ** (len(pipe.unet.config.block_out_channels) - 1)
+        if size % step:
+            raise UserError(f"stages.{self.name}.image_size: {size} px does not fit this pipeline, which needs a "
+                            f"multiple of {step} (its native size is {native}); change or remove image_size")
+        return size
+
+    def precheck(self, data, pretrained) -> None:
+        """Before any work: the image size fits the pipeline; the train and val stimulus images exist."""
+        from eegbench.data.stimuli import check_stimuli
+
+        self.image_size(pretrained.sd())
+        check_stimuli(data, np.concatenate([data.splits["train"], data.splits["val"]]))
+
     def build(self, n_chans: int, n_times: int, pipe, clip_dim: int, encoder=None):
         """The trainable model around ``pipe``; ``encoder`` is an MAEEncoder handed on, or None for a fresh one."""
         import torch
@@ -76,6 +98,7 @@ class GenerativeStage(Stage):
         elif not hasattr(encoder, "tokens"):
             raise UserError(f"stages.{self.name}: needs a token encoder (an msm stage's MAE-ViT) before it, got "
                             f"{type(encoder).__name__}; put an msm stage first or none at all")
+        encoder.drop_decoder()  # pretraining's decoder is not part of the image model
         return EEGImageModel(encoder, pipe, clip_dim, time_branch=self.config.time_branch)
 
     def run(self, data, run, model=None, pretrained=None):
@@ -83,15 +106,16 @@ class GenerativeStage(Stage):
         import torch
         import torch.nn.functional as F
 
-        from eegbench.evaluate.controls import noise_eeg
+        from diffusers import DDPMScheduler
+
         from eegbench.evaluate.judges import clip_image_embeddings
 
         c = self.config
         pipe = pretrained.sd()
-        clip_model, preprocess, _ = pretrained.clip()
-        size = c.image_size or pipe.unet.config.sample_size * pipe.vae_scale_factor
+        size = self.image_size(pipe)
+        clip_dim = pretrained.clip()[0].visual.output_dim if c.clip_weight else pipe.unet.config.cross_attention_dim
         n_chans, n_times = data.eeg.shape[1:]
-        model = self.build(n_chans, n_times, pipe, clip_model.visual.output_dim, encoder=model)
+        model = self.build(n_chans, n_times, pipe, clip_dim, encoder=model)
         done = run.load_checkpoint(self.name)
         if done is not None:
             model.load_state_dict(done[0])
@@ -106,17 +130,20 @@ class GenerativeStage(Stage):
         slot = {int(img): k for k, img in enumerate(images)}
         run.log(f"{self.name}: encoding {len(images)} train/val stimuli at {size} px")
         latents = encode_latents(pipe, paths, size)
-        clip_file = pretrained.cache_dir / "embeddings" / f"clip-{_digest([pretrained.folders['clip'], *paths])}.npy"
-        clip_emb = torch.from_numpy(clip_image_embeddings(clip_model, preprocess, paths, clip_file))
+        if c.clip_weight:
+            clip_model, preprocess, _ = pretrained.clip()
+            name = f"clip-{_digest([pretrained.folders['clip'], *paths])}.npy"
+            clip_emb = torch.from_numpy(clip_image_embeddings(clip_model, preprocess, paths,
+                                                              pretrained.cache_dir / "embeddings" / name))
+        else:  # no alignment loss (logged as 0)
+            clip_emb = None
 
-        def inputs(split, noise_seed):
-            x = np.ascontiguousarray(data.eeg[split], dtype=np.float32)
-            if c.train_on == "noise":
-                x = noise_eeg(x, seed=noise_seed)
+        def inputs(split, part):
+            x = self.training_eeg(np.ascontiguousarray(data.eeg[split], dtype=np.float32), part)
             return torch.from_numpy(x), torch.tensor([slot[int(i)] for i in data.image[split]])
 
-        x_train, s_train = inputs(train, self.seed + 1000)
-        x_val, s_val = inputs(val, self.seed + 2000)
+        x_train, s_train = inputs(train, "train")
+        x_val, s_val = inputs(val, "val")
         unet_ids = {id(p) for p in model.unet_params.parameters()}
         opt = torch.optim.AdamW([
             {"params": [p for p in model.parameters() if id(p) not in unet_ids], "peak": c.lr},
@@ -129,7 +156,7 @@ class GenerativeStage(Stage):
             history, start = meta["history"], meta["epoch"] + 1
         run.log(f"{self.name}: training on {len(train)} trials ({c.train_on}), selecting on {len(val)} val trials")
 
-        scheduler = pipe.scheduler
+        scheduler = DDPMScheduler.from_config(pipe.scheduler.config)  # the forward process the UNet was trained on
         for epoch in progress.track(range(start, c.epochs), f"{self.name}: training", total=c.epochs - start):
             torch.manual_seed(self.seed * 100_003 + epoch)
             model.train()
@@ -144,15 +171,17 @@ class GenerativeStage(Stage):
                 drop = torch.rand(len(idx)) < c.cfg_drop
                 cond = torch.where(drop[:, None, None], model.null_context, context)
                 diffusion = model.diffusion_loss(latents[s_train[idx]], cond, scheduler)
-                align = (1 - F.cosine_similarity(model.clip_embedding(context), clip_emb[s_train[idx]])).mean()
-                loss = diffusion + c.clip_weight * align if c.clip_weight else diffusion
+                align = ((1 - F.cosine_similarity(model.clip_embedding(context), clip_emb[s_train[idx]])).mean()
+                         if clip_emb is not None else torch.zeros(()))
+                loss = diffusion + c.clip_weight * align
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()
                 sums["diffusion"] += diffusion.item()
                 sums["clip"] += align.item()
-            val = validation_losses(model, x_val, latents[s_val], clip_emb[s_val], scheduler, c.batch_size, self.seed)
+            val = validation_losses(model, x_val, latents[s_val], None if clip_emb is None else clip_emb[s_val],
+                                    scheduler, c.batch_size, self.seed)
             val_loss = val["diffusion"] + c.clip_weight * val["clip"]
             if not math.isfinite(val_loss):
                 raise UserError(f"stages.{self.name}: val loss is {val_loss} after epoch {epoch} (training "
@@ -184,10 +213,11 @@ class GenerativeStage(Stage):
         from diffusers import schedulers
 
         c = self.config
-        pipe = model.pipe
-        pipe.scheduler = getattr(schedulers, SCHEDULERS[c.scheduler]).from_config(
-            pipe.scheduler.config, **({"skip_prk_steps": True} if c.scheduler == "plms" else {}))
-        size = c.image_size or pipe.unet.config.sample_size * pipe.vae_scale_factor
+        sampler = getattr(schedulers, SCHEDULERS[c.scheduler]).from_config(
+            model.pipe.scheduler.config, **({"skip_prk_steps": True} if c.scheduler == "plms" else {}))
+        pipe = type(model.pipe)(**{**model.pipe.components, "scheduler": sampler})  # the loaded pipeline stays as it was
+        pipe.set_progress_bar_config(disable=True)
+        size = self.image_size(pipe)
         generator = torch.Generator().manual_seed(self.seed)
         model.eval()
         out = []
@@ -217,7 +247,8 @@ def encode_latents(pipe, paths, size: int):
 
 
 def validation_losses(model, eeg, latents, clip_emb, scheduler, batch_size: int, seed: int) -> dict:
-    """Val ``diffusion`` loss (``VAL_TIMESTEPS`` fixed timesteps per trial, fixed noise) and ``clip`` alignment loss."""
+    """Val ``diffusion`` loss (``VAL_TIMESTEPS`` fixed timesteps per trial, fixed noise) and ``clip`` alignment
+    loss (0 when ``clip_emb`` is None)."""
     import torch
     import torch.nn.functional as F
 
@@ -230,8 +261,9 @@ def validation_losses(model, eeg, latents, clip_emb, scheduler, batch_size: int,
             for k in range(VAL_TIMESTEPS):
                 loss = model.diffusion_loss(latents[i:i + batch_size], context, scheduler, stratum=(k, VAL_TIMESTEPS))
                 sums["diffusion"] += loss.item() * len(context) / VAL_TIMESTEPS
-            align = 1 - F.cosine_similarity(model.clip_embedding(context), clip_emb[i:i + batch_size])
-            sums["clip"] += align.sum().item()
+            if clip_emb is not None:
+                align = 1 - F.cosine_similarity(model.clip_embedding(context), clip_emb[i:i + batch_size])
+                sums["clip"] += align.sum().item()
             count += len(context)
     return {k: v / count for k, v in sums.items()}
 

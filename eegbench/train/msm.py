@@ -24,7 +24,6 @@ from pydantic import Field
 from eegbench import progress
 from eegbench.config import StrictModel
 from eegbench.errors import UserError
-from eegbench.evaluate.controls import noise_eeg
 from eegbench.track.store import atomic_write_bytes
 from eegbench.train.checkpoint import load_epoch, save_epoch
 from eegbench.train.stage import Stage
@@ -96,8 +95,7 @@ class MSMStage(Stage):
         if c.extra_eeg is not None:
             extra = load_extra_eeg(Path(c.extra_eeg), n_chans, n_times, key=f"stages.{self.name}.extra_eeg")
             x_train, n_extra = np.concatenate([x_train, extra]), len(extra)
-        if c.train_on == "noise":
-            x_train, x_val = noise_eeg(x_train, seed=self.seed + 1000), noise_eeg(x_val, seed=self.seed + 2000)
+        x_train, x_val = self.training_eeg(x_train, "train"), self.training_eeg(x_val, "val")
         x_train = torch.from_numpy(x_train)
         x_val = torch.from_numpy(x_val)
         run.log(f"{self.name}: pretraining on {len(train)} train trials + {n_extra} extra segments, "

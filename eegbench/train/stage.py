@@ -1,7 +1,8 @@
 """What every training stage shares: a name, a validated config and a seed.
 
 A stage subclasses :class:`Stage`, defines its pydantic ``Config`` and implements
-``run(data, run, model, pretrained)`` and ``predict(model, eeg)`` (see ``eegbench.runner``).
+``run(data, run, model, pretrained)`` and ``predict(model, eeg)``, and optionally
+``precheck(data, pretrained)``, called before the run writes anything (see ``eegbench.runner``).
 """
 
 from __future__ import annotations
@@ -17,11 +18,21 @@ class Stage:
 
     Config: type[StrictModel] = StrictModel
     needs: tuple[str, ...] = ()  # pretrained models the stage reads: "sd", "clip", "judge"
+    produces: str | None = None  # the key of predict()'s output that evaluations read; None: predicts nothing
 
     def __init__(self, name: str, config: dict, seed: int):
         self.name = name
         self.config = self.Config.model_validate({k: v for k, v in config.items() if k != "kind"})
         self.seed = seed
+
+    def training_eeg(self, eeg, part: str):
+        """``eeg`` as training sees it: itself, or Gaussian noise of its channel statistics when the stage's
+        ``train_on`` is ``noise`` (the trained-on-noise control); ``part`` (train/val) picks the noise seed."""
+        from eegbench.evaluate.controls import noise_eeg
+
+        if getattr(self.config, "train_on", "eeg") == "eeg":
+            return eeg
+        return noise_eeg(eeg, seed=self.seed + {"train": 1000, "val": 2000}[part])
 
     def make(self, factory: Callable[..., Any], **kwargs) -> Any:
         """``factory(**kwargs)`` (kwargs include the user's ``encoder_args``), with bad arguments

@@ -20,6 +20,8 @@ from eegbench.train.stage import Stage
 class SupervisedStage(Stage):
     """Encoder + classifier head trained with cross-entropy; checkpoint chosen on val."""
 
+    produces = "logits"  # the prediction key evaluations read
+
     class Config(StrictModel):
         encoder: str = "deep4"
         encoder_args: dict = {}
