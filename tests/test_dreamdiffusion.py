@@ -33,6 +33,13 @@ def tiny(variant: str = "default", **overrides):
     return config.resolve("dreamdiffusion", variant=variant, scale="ci", overrides={**TINY, **overrides})
 
 
+def tiny_world(cache_dir):
+    """The folder of the tiny synthetic world the TINY runs use."""
+    from eegbench.synthetic.imagenet_eeg import WorldSpec
+
+    return cache_dir / "worlds" / f"imagenet-eeg-{WorldSpec(**tiny().dataset['world']).key()}"
+
+
 @pytest.fixture(scope="module")
 def finished(cache_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
@@ -134,8 +141,7 @@ def test_paper_scale_names_every_missing_input(cache_dir, tmp_path):
 
 def test_real_data_without_weights_names_the_flags(finished, cache_dir, tmp_path):
     outcome, _ = finished
-    world = next(p for p in (cache_dir / "worlds").iterdir() if json.loads((p / "world.json").read_text())
-                 ["spec"]["classes"] == 3)
+    world = tiny_world(cache_dir)
     real = tmp_path / "real"
     shutil.copytree(world, real, ignore=shutil.ignore_patterns("world.json"))  # the real format has no world.json
     cfg = config.resolve("dreamdiffusion", scale="ci", data_root=str(real), overrides=TINY)
@@ -164,8 +170,7 @@ def test_a_damaged_weights_folder_names_the_missing_file(finished, cache_dir, tm
 
 
 def test_missing_stimulus_images_stop_the_run_before_training(finished, cache_dir, tmp_path):
-    world = next(p for p in (cache_dir / "worlds").iterdir() if json.loads((p / "world.json").read_text())
-                 ["spec"]["classes"] == 3)
+    world = tiny_world(cache_dir)
     real = tmp_path / "real"
     shutil.copytree(world, real, ignore=shutil.ignore_patterns("world.json"))
     victim = sorted((real / "images").rglob("*.JPEG"))[0]
