@@ -1,14 +1,14 @@
 """Run one resolved suite variant end to end; the only place that sequences stages.
 
-Order: validate inputs, resolve pretrained model folders and load data (nothing written yet) -> create the run folder -> each stage
-(resuming from its checkpoints) -> predictions on test, real and under each control -> every
-evaluation scored on both -> metrics.json, per-trial predictions -> index. A bad input found after
-the folder was created removes the folder, so the store never holds half a run.
+Order: validate inputs, resolve and load the pretrained models, load data and run every precheck
+(nothing written yet) -> create the run folder -> each stage (resuming from its checkpoints) ->
+predictions on test, real and under each control -> every evaluation scored on both ->
+metrics.json, per-trial predictions -> index. A bad input found after the folder was created
+removes the folder, so the store never holds half a run.
 
-The contracts it relies on: a stage is ``cls(name, config, seed)`` with ``run(data, run, model,
-pretrained)`` (``model``: what the previous stage returned) and ``predict(model, eeg) -> dict``;
-an evaluation is ``fn(predictions, ctx) -> {"per_trial", "chance"}`` (see ``evaluate.context``);
-either may declare ``needs = ("sd", "clip", "judge")``, the pretrained models it reads.
+The contracts it relies on: a stage is a ``train.stage.Stage`` (``run``, ``predict``, optional
+``precheck``, ``needs`` and ``produces``); an evaluation is ``fn(predictions, ctx) -> {"per_trial",
+"chance"}`` declared with ``evaluate.context.evaluation`` (what it reads, the models it needs).
 """
 
 from __future__ import annotations

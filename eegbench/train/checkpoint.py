@@ -46,16 +46,21 @@ def save_epoch(run, stage: str, model, opt, best: dict, meta: dict) -> None:
     run.save_checkpoint(stage, tensors, {**meta, "best": scores, "optimizer": opt_meta}, resume=True)
 
 
-def load_epoch(run, stage: str, model, opt) -> tuple[dict, dict] | None:
-    """Restore a :func:`save_epoch` checkpoint into ``model`` and ``opt``: ``(best, meta)``, or None."""
+def load_epoch(run, stage: str, model, opt, initial: dict) -> tuple[dict, list, int]:
+    """Where a stage's epoch loop starts: ``(best, history, first epoch)``.
+
+    Fresh: ``(initial, [], 0)``, where ``initial`` holds the selection score(s) a first epoch beats.
+    Resumed: the :func:`save_epoch` checkpoint is restored into ``model`` and ``opt``, and its best
+    so far, history and next epoch are returned.
+    """
     saved = run.load_checkpoint(stage, resume=True)
     if saved is None:
-        return None
+        return {**initial, "epoch": -1, "state": None}, [], 0
     tensors, meta = saved
     model.load_state_dict(_strip(tensors, "model."))
     optimizer_from_tensors(opt, tensors, meta["optimizer"])
     run.log(f"{stage}: resuming after epoch {meta['epoch']}")
-    return {**meta["best"], "state": _strip(tensors, "best.")}, meta
+    return {**meta["best"], "state": _strip(tensors, "best.")}, meta["history"], meta["epoch"] + 1
 
 
 def _strip(tensors: dict, prefix: str) -> dict:

@@ -149,11 +149,7 @@ class GenerativeStage(Stage):
             {"params": [p for p in model.parameters() if id(p) not in unet_ids], "peak": c.lr},
             {"params": list(model.unet_params.parameters()), "peak": c.unet_lr or c.lr}], weight_decay=c.weight_decay)
         steps_per_epoch = len(x_train) // c.batch_size or 1
-        best, history, start = {"loss": math.inf, "epoch": -1, "state": None}, [], 0
-        resumed = load_epoch(run, self.name, model, opt)
-        if resumed is not None:
-            best, meta = resumed
-            history, start = meta["history"], meta["epoch"] + 1
+        best, history, start = load_epoch(run, self.name, model, opt, initial={"loss": math.inf})
         run.log(f"{self.name}: training on {len(train)} trials ({c.train_on}), selecting on {len(val)} val trials")
 
         scheduler = DDPMScheduler.from_config(pipe.scheduler.config)  # the forward process the UNet was trained on

@@ -106,12 +106,8 @@ class MSMStage(Stage):
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": c.weight_decay},
                                  {"params": no_decay, "weight_decay": 0.0}], lr=c.lr, betas=c.betas)
         steps_per_epoch = math.ceil(len(x_train) / c.batch_size)
-        best, history, start = {"mse": math.inf, "epoch": -1, "state": None}, [], 0
 
-        resumed = load_epoch(run, self.name, model, opt)
-        if resumed is not None:
-            best, meta = resumed
-            history, start = meta["history"], meta["epoch"] + 1
+        best, history, start = load_epoch(run, self.name, model, opt, initial={"mse": math.inf})
 
         for epoch in progress.track(range(start, c.epochs), f"{self.name}: pretraining", total=c.epochs - start):
             torch.manual_seed(self.seed * 100_003 + epoch)

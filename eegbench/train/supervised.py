@@ -71,12 +71,8 @@ class SupervisedStage(Stage):
         y_train = torch.from_numpy(data.label[train])
         x_val, y_val = np.ascontiguousarray(data.eeg[val]), data.label[val]
         opt = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-        best, history, start = {"acc": -1.0, "epoch": -1, "state": None}, [], 0
 
-        resumed = load_epoch(run, self.name, model, opt)
-        if resumed is not None:
-            best, meta = resumed
-            history, start = meta["history"], meta["epoch"] + 1
+        best, history, start = load_epoch(run, self.name, model, opt, initial={"acc": -1.0})
 
         for epoch in progress.track(range(start, c.epochs), f"{self.name}: training", total=c.epochs - start):
             torch.manual_seed(self.seed * 100_003 + epoch)
