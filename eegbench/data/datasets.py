@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
 from eegbench import progress
 from eegbench.config import StrictModel
+from eegbench.data.tuab import DEFAULT_SECTIONS, Recipe
 from eegbench.synthetic.imagenet_eeg import WorldSpec
+from eegbench.synthetic.tuab import TUABSpec
 
 
 class ImageNetEEG:
@@ -44,3 +47,45 @@ class ImageNetEEG:
         return load(self.prepare(), file=c.file, splits=c.splits, subject=c.subject, split_index=c.split_index,
                     interpolate=c.interpolate, cache_dir=self.cache_dir,
                     images_root=Path(c.images_root) if c.images_root else None)
+
+
+class TUAB:
+    """TUH Abnormal EEG (TUAB) with physician reports: a real tree under ``root``, or the synthetic one."""
+
+    class Config(StrictModel):
+        root: str | None = None  # the folder above v3.0.1/ (or v2.0.0/); unset = the synthetic world
+        version: str = "v3.0.1"
+        reports: str | None = None  # folder searched for <subject>_s<NNN>.txt; unset = root (synthetic: root/reports)
+        report_encoding: str = "utf-8"
+        sections: list[str] = list(DEFAULT_SECTIONS)  # report sections in the training text, in this order
+        label_lines: bool = False  # true writes "age: .., gender: .., pathological: .." into the text (label leak)
+        val_fraction: float = Field(0.2, ge=0, lt=1)  # of training subjects, held out for checkpoint selection
+        split_seed: int = 0
+        on_bad_file: Literal["fail", "skip"] = "fail"
+        n_jobs: int = Field(0, ge=0)  # processes preprocessing recordings; 0 = one per core
+        recipe: Recipe = Recipe()
+        world: TUABSpec = TUABSpec()  # the synthetic world used when root is unset
+
+    def __init__(self, config: dict, cache_dir: Path):
+        self.config = self.Config.model_validate({k: v for k, v in config.items() if k != "name"})
+        self.cache_dir = Path(cache_dir)
+
+    def prepare(self) -> Path:
+        """The tree's root: the user's ``root``, or the synthetic world (generated once, cached)."""
+        if self.config.root is not None:
+            return Path(self.config.root)
+        from eegbench.synthetic.tuab import ensure
+
+        return ensure(self.config.world, self.cache_dir, progress=progress.callback("generating synthetic TUAB"))
+
+    def load(self):
+        """Windows, labels and report texts of every usable recording (see ``data.tuab``)."""
+        from eegbench.data.tuab import load
+
+        c = self.config
+        root = self.prepare()
+        reports = Path(c.reports) if c.reports else (root / "reports" if c.root is None else None)
+        return load(root, version=c.version, recipe=c.recipe, reports=reports, sections=c.sections,
+                    label_lines=c.label_lines, val_fraction=c.val_fraction, split_seed=c.split_seed,
+                    on_bad_file=c.on_bad_file, cache_dir=self.cache_dir, n_jobs=c.n_jobs,
+                    report_encoding=c.report_encoding)

@@ -1,0 +1,327 @@
+"""TUH Abnormal (TUAB): recordings through braindecode's ``TUHAbnormal``, the EEG-CLIP recipe, reports.
+
+Labels per recording: ``pathological`` (the folder), ``age`` < 50 and ``gender`` (the EDF header, as
+braindecode parses it), ``medication`` (the report mentions keppra, dilantin or depakote). Physician
+reports are paired by (subject, session) from ``<subject>_s<NNN>.txt`` files found under a reports
+folder, which fits both the flat v3.0.1 layout and v2.0.0's per-session folders.
+
+Preprocessed windows are cached per recording under ``cache_dir/tuab/<recipe key>/<file key>.npy``
+(the file key is its name, size and mtime), written atomically and built in parallel; an index per
+tree identity holds the labels, so a warm run opens no EDF file at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from eegbench.config import StrictModel
+from eegbench.errors import UserError
+
+VERSIONS = ("v3.0.1", "v2.0.0")
+TASKS = ("pathological", "age", "gender", "medication")
+TUH_CHANNELS = tuple(f"EEG {name}-REF" for name in (
+    "A1", "A2", "FP1", "FP2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2",
+    "F7", "F8", "T3", "T4", "T5", "T6", "FZ", "CZ", "PZ"))
+MEDICATION = re.compile(r"keppra|dilantin|depakote", re.IGNORECASE)
+SECTION = re.compile(r"^([A-Z][A-Z /&,()-]+):", re.MULTILINE)
+EDF_NAME = re.compile(r"^(?P<subject>\w+?)_s(?P<session>\d+)_t(?P<segment>\d+)\.edf$")
+REPORT_NAME = re.compile(r"^(?P<subject>\w+?)_s(?P<session>\d+)\.txt$")
+CACHE_VERSION = 1  # bump when preprocessing changes what a cached window holds
+DEFAULT_SECTIONS = ("IMPRESSION", "DESCRIPTION OF THE RECORD", "CLINICAL HISTORY", "MEDICATIONS", "CLINICAL CORRELATION")
+
+
+class Recipe(StrictModel):
+    """EEG-CLIP preprocessing: pick channels by name, crop, microvolts, clip, average reference,
+    divide, resample, then fixed windows between ``start_s`` and ``stop_s``."""
+
+    channels: list[str] = list(TUH_CHANNELS)
+    crop_s: float = Field(180.0, gt=0)  # keep the first crop_s seconds
+    clip_uv: float = Field(800.0, gt=0)
+    reference: Literal["average", "none"] = "average"
+    divide: float = Field(30.0, gt=0)
+    sfreq: float = Field(100.0, gt=0)
+    window: int = Field(1200, ge=2)  # samples at sfreq
+    stride: int = Field(519, ge=1)
+    start_s: float = Field(60.0, ge=0)  # the first minute is dropped
+    stop_s: float = Field(180.0, gt=0)
+
+    def key(self) -> str:
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:12]
+
+
+@dataclass
+class Recordings:
+    """TUAB windows with their recordings' labels and report texts."""
+
+    eeg: np.ndarray  # [windows, channels, times] float32
+    recording: np.ndarray  # [windows] row of ``table`` each window comes from
+    table: "object"  # pandas DataFrame, one row per recording (path, subject, session, split, labels, report, text)
+    splits: dict[str, np.ndarray]  # 'train'/'val'/'test' -> window positions (test = the official eval set)
+    skipped: list[dict] = field(default_factory=list)  # {"path", "reason"} of recordings left out
+    warnings: list[str] = field(default_factory=list)  # printed beside every metric of the run
+    wnids: tuple[str, ...] = ("normal", "abnormal")  # classes of ``label``
+
+    @property
+    def label(self) -> np.ndarray:
+        """Window-level pathology (0 normal, 1 abnormal)."""
+        return self.task("pathological")[self.recording]
+
+    def task(self, name: str) -> np.ndarray:
+        """Per-recording 0/1 labels of a task in ``TASKS``; -1 where unknown (age or gender missing)."""
+        if name not in TASKS:
+            raise UserError(f"unknown TUAB task {name!r}; use one of {', '.join(TASKS)}")
+        return self.table[name].to_numpy(dtype=np.int64)
+
+    def target(self, name: str | None) -> tuple[np.ndarray, int]:
+        """Window labels and class count of task ``name`` (None: pathology)."""
+        return self.task(name or "pathological")[self.recording], 2
+
+
+def load(root: Path, *, version: str, recipe: Recipe, reports: Path | None, sections: list[str],
+         label_lines: bool, val_fraction: float, split_seed: int, on_bad_file: str, cache_dir: Path,
+         n_jobs: int = 0, report_encoding: str = "utf-8") -> Recordings:
+    """Windows of every readable recording under ``root/version`` plus their labels and texts."""
+    import pandas as pd
+
+    root = Path(root)
+    edfs = _edf_files(root, version)
+    reports_by_session = _reports(Path(reports) if reports else root)
+    folder = Path(cache_dir) / "tuab" / f"{recipe.key()}-v{CACHE_VERSION}"
+    identity = {str(p.relative_to(root)): _file_key(p) for p in edfs}
+    index_path = folder / f"index-{_digest(sorted(identity.items()))}.json"
+    if index_path.is_file():
+        index = json.loads(index_path.read_text())
+    else:
+        index = _build(root, version, edfs, identity, recipe, folder, n_jobs)
+        _atomic_write(index_path, json.dumps(index).encode())
+
+    rows, skipped, arrays = [], [], []
+    for entry in index:
+        if entry.get("reason"):
+            skipped.append({"path": entry["path"], "reason": entry["reason"]})
+            continue
+        key = (entry["subject"], int(entry["session"]))
+        report_path = reports_by_session.get(key)
+        if report_path is None:
+            skipped.append({"path": entry["path"], "reason": f"no report {entry['subject']}_s{int(entry['session']):03d}.txt "
+                                                            f"under {reports or root}"})
+            continue
+        report = _read_report(report_path, report_encoding)
+        rows.append({**entry, "report_path": str(report_path), "report": report,
+                     "medication": int(bool(MEDICATION.search(report)))})
+        arrays.append(folder / f"{entry['key']}.npy")
+    if skipped and on_bad_file == "fail":
+        first = skipped[0]
+        more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+        raise UserError(f"{first['path']}: {first['reason']}{more}; fix or remove it, or pass --on-bad-file skip")
+    if not rows:
+        raise UserError(f"{root / version}: no usable recording ({len(skipped)} skipped); check the tree and reports")
+
+    table = pd.DataFrame(rows)
+    table["age_years"] = table["age"]
+    table["age"] = np.where(table["age_years"] < 0, -1, (table["age_years"] < 50).astype(int))
+    table["gender"] = table["gender_code"].map({"M": 0, "F": 1}).fillna(-1).astype(int)
+    table["split"] = _splits(table, val_fraction, split_seed)
+    table["text"] = [_text(r, sections, label_lines) for r in table.itertuples()]
+
+    windows = [np.load(p, mmap_mode="r") for p in arrays]
+    eeg = np.concatenate(windows).astype(np.float32, copy=False)
+    recording = np.repeat(np.arange(len(windows)), [len(w) for w in windows])
+    split_of_window = table["split"].to_numpy()[recording]
+    notes = ["label lines (age, gender, pathology, medication) are written into the training text: every "
+             "result of this run is label-leaking"] if label_lines else []
+    return Recordings(eeg=eeg, recording=recording, table=table,
+                      splits={s: np.flatnonzero(split_of_window == s) for s in ("train", "val", "test")},
+                      skipped=skipped, warnings=notes)
+
+
+def _edf_files(root: Path, version: str) -> list[Path]:
+    if version not in VERSIONS:
+        raise UserError(f"dataset.version: {version!r} is not a TUAB version; use one of {', '.join(VERSIONS)}")
+    expected = root / version / "edf" / "train"
+    if not root.is_dir() or not expected.is_dir():
+        raise UserError(f"{root}: not a TUAB tree; expected {expected} (pass the folder above {version}/ "
+                        "with --data-root)")
+    import glob
+
+    # braindecode's own glob, in its order, so positions match its recording ids
+    files = [Path(p) for p in glob.glob(os.path.join(root, f"{version}/**/*.edf"), recursive=True)]
+    if not files:
+        raise UserError(f"{root / version}: no .edf files found; expected edf/{{train,eval}}/{{normal,abnormal}}/...")
+    return files
+
+
+def _file_key(path: Path) -> str:
+    stat = path.stat()
+    return _digest([path.name, stat.st_size, stat.st_mtime_ns])
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, default=str).encode()).hexdigest()[:16]
+
+
+def _build(root: Path, version: str, edfs: list[Path], identity: dict, recipe: Recipe, folder: Path,
+           n_jobs: int) -> list[dict]:
+    """Read the tree with braindecode, preprocess every new recording in parallel; the index rows."""
+    from braindecode.datasets import TUHAbnormal
+    from joblib import Parallel, delayed
+
+    from eegbench import progress
+
+    bad = {i: reason for i, p in enumerate(edfs) if (reason := edf_problem(p))}
+    good = [i for i in range(len(edfs)) if i not in bad]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Expected .* files but found")
+        warnings.filterwarnings("ignore", message="Cannot save date file")
+        dataset = TUHAbnormal(str(root), version=version, recording_ids=good, preload=False,
+                              on_missing_files="warn") if good else None
+    folder.mkdir(parents=True, exist_ok=True)
+    todo = []
+    rows = []
+    for ds in dataset.datasets if dataset else []:
+        path = Path(ds.description["path"])
+        name = EDF_NAME.match(path.name)
+        rel = str(path.relative_to(root))
+        row = {"path": rel, "key": identity[rel], "split": "train" if ds.description["train"] else "test",
+               "pathological": int(ds.description["pathological"]), "age": int(ds.description["age"]),
+               "gender_code": str(ds.description["gender"]),
+               "subject": name["subject"] if name else path.stem, "session": int(name["session"]) if name else 0}
+        rows.append(row)
+        if not (folder / f"{row['key']}.npy").is_file():
+            todo.append((ds.raw, folder / f"{row['key']}.npy"))
+    jobs = n_jobs or os.cpu_count() or 1
+    reasons = Parallel(n_jobs=min(jobs, max(1, len(todo))))(
+        delayed(_cache_windows)(raw, recipe, out) for raw, out in progress.track(todo, "preprocessing TUAB recordings"))
+    failed = {str(out): reason for (_, out), reason in zip(todo, reasons) if reason}
+    for row in rows:
+        row["reason"] = failed.get(str(folder / f"{row['key']}.npy"))
+    rows += [{"path": str(edfs[i].relative_to(root)), "reason": reason} for i, reason in bad.items()]
+    return sorted(rows, key=lambda r: r["path"])
+
+
+def edf_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a complete EDF file, or None; reads the header only."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256)
+            n_signals = int(head[252:256])
+            header_bytes, n_records = int(head[184:192]), int(head[236:244])
+            f.seek(256 + n_signals * 216)
+            samples = [int(f.read(8)) for _ in range(n_signals)]
+    except (OSError, ValueError):
+        return "unreadable EDF header"
+    expected = header_bytes + n_records * sum(samples) * 2
+    size = path.stat().st_size
+    if n_records < 1 or size < expected:
+        return f"truncated EDF ({size} of {expected} bytes)"
+    return None
+
+
+def _cache_windows(raw, recipe: Recipe, out: Path) -> str | None:
+    """Preprocess one recording into ``out`` (atomically); the reason when it cannot be used."""
+    try:
+        windows = preprocess(raw, recipe)
+    except ValueError as exc:
+        return str(exc)
+    tmp = out.with_suffix(f".tmp{os.getpid()}.npy")
+    np.save(tmp, windows)
+    os.replace(tmp, out)
+    return None
+
+
+def preprocess(raw, recipe: Recipe) -> np.ndarray:
+    """``[windows, channels, window]`` float32 of an mne Raw by ``recipe``; ValueError if unusable."""
+    from mne.filter import resample
+
+    picks = [_find(c, raw.ch_names) for c in recipe.channels]
+    missing = [c for c, p in zip(recipe.channels, picks) if p is None]
+    if missing:
+        raise ValueError(f"missing channel(s) {', '.join(missing)}")
+    sfreq = raw.info["sfreq"]
+    duration = min(recipe.crop_s, raw.n_times / sfreq)
+    x = raw.get_data(picks=picks, start=0, stop=int(round(duration * sfreq))) * 1e6
+    if not np.isfinite(x).all():
+        raise ValueError("non-finite samples")
+    x = np.clip(x, -recipe.clip_uv, recipe.clip_uv)
+    if recipe.reference == "average":
+        x = x - x.mean(axis=0, keepdims=True)
+    x = resample(x / recipe.divide, up=recipe.sfreq, down=sfreq, axis=-1, verbose="error")
+    start, stop = int(round(recipe.start_s * recipe.sfreq)), min(x.shape[1], int(round(recipe.stop_s * recipe.sfreq)))
+    starts = range(start, stop - recipe.window + 1, recipe.stride)
+    if not starts:
+        raise ValueError(f"too short for one {recipe.window / recipe.sfreq:g}-s window between "
+                         f"{recipe.start_s:g} s and {recipe.stop_s:g} s ({raw.n_times / sfreq:.1f} s)")
+    return np.stack([x[:, s:s + recipe.window] for s in starts]).astype(np.float32)
+
+
+def _find(channel: str, names: list[str]) -> str | None:
+    """``channel`` among ``names``, also without its type prefix (mne's ``infer_types`` strips 'EEG ')."""
+    for name in (channel, channel.split(" ", 1)[-1]):
+        if name in names:
+            return name
+    return None
+
+
+def _reports(folder: Path) -> dict[tuple[str, int], Path]:
+    """``(subject, session) -> report file`` for every ``<subject>_s<NNN>.txt`` under ``folder``."""
+    if not folder.is_dir():
+        raise UserError(f"{folder}: reports folder not found; set dataset.reports to the folder holding "
+                        "<subject>_s<NNN>.txt files")
+    found = {}
+    for path in folder.rglob("*.txt"):
+        match = REPORT_NAME.match(path.name)
+        if match:
+            found[(match["subject"], int(match["session"]))] = path
+    return found
+
+
+def _read_report(path: Path, encoding: str) -> str:
+    try:
+        return path.read_text(encoding=encoding)
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: cannot decode the report as {encoding} (byte {exc.start}); re-encode it or "
+                        "set dataset.report_encoding (e.g. latin-1)") from None
+
+
+def sections(report: str) -> dict[str, str]:
+    """A report's sections, ``{"IMPRESSION": "...", ...}``, by the capitalised headings at line starts."""
+    marks = list(SECTION.finditer(report))
+    return {m[1].strip(): report[m.end():nxt.start() if nxt else None].strip()
+            for m, nxt in zip(marks, marks[1:] + [None])}
+
+
+def _text(row, chosen: list[str], label_lines: bool) -> str:
+    parts = sections(row.report)
+    text = " ".join(f"{name}: {parts[name]}" for name in chosen if parts.get(name))
+    if label_lines:
+        gender = row.gender_code if row.gender_code in ("M", "F") else "X"
+        text = (f"age: {row.age_years}, gender: {gender}, pathological: {bool(row.pathological)}, "
+                f"medication: {bool(row.medication)}, " + text)
+    return text
+
+
+def _splits(table, val_fraction: float, seed: int) -> np.ndarray:
+    """Official train/eval ('test'), with ``val_fraction`` of the training subjects moved to 'val'."""
+    split = table["split"].to_numpy().copy()
+    subjects = np.array(sorted(set(table.loc[split == "train", "subject"])))
+    rng = np.random.default_rng(seed)
+    n_val = int(round(val_fraction * len(subjects)))
+    val = set(subjects[rng.permutation(len(subjects))[:n_val]])
+    split[(split == "train") & table["subject"].isin(val).to_numpy()] = "val"
+    return split
+
+
+def _atomic_write(path: Path, blob: bytes) -> None:
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_bytes(blob)
+    os.replace(tmp, path)
