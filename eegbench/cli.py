@@ -35,6 +35,8 @@ def run(
     sd_weights: Optional[Path] = typer.Option(None, help="Stable Diffusion folder in diffusers format (e.g. v1.5)."),
     clip_weights: Optional[Path] = typer.Option(None, help="open_clip folder: <name>.json + checkpoint."),
     judge_weights: Optional[Path] = typer.Option(None, help="n-way judge folder: vit_h_14.pth + classes.json."),
+    text_weights: Optional[Path] = typer.Option(None, help="Text encoder: a transformers BERT-type folder (e.g. ClinicalBERT)."),
+    on_bad_file: Optional[str] = typer.Option(None, help="fail | skip: what an unreadable recording does (TUAB)."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key, e.g. --set stages.classify.lr=1e-4."),
     seed: Optional[int] = typer.Option(None, help="Seed (default: the suite's)."),
     out: Path = typer.Option(Path("runs"), help="Run store folder."),
@@ -53,10 +55,14 @@ def run(
 
         check_online_credentials()
     overrides = config.parse_set(set_)
+    if on_bad_file is not None:
+        if on_bad_file not in ("fail", "skip"):
+            raise UserError(f"--on-bad-file {on_bad_file!r}: use fail or skip")
+        overrides["dataset.on_bad_file"] = on_bad_file
     names = config.variants(suite) if variant == "all" else [variant]
     if data_root is not None and not data_root.is_dir():
         raise UserError(f"--data-root {data_root}: no such folder; point it at the folder holding the dataset files")
-    weights = {"sd": sd_weights, "clip": clip_weights, "judge": judge_weights}
+    weights = {"sd": sd_weights, "clip": clip_weights, "judge": judge_weights, "text": text_weights}
     for name, folder in weights.items():
         if folder is not None and not folder.is_dir():
             raise UserError(f"--{name}-weights {folder}: no such folder; point it at the local {name} model folder")
@@ -76,18 +82,23 @@ def run(
 def print_metrics(summary: dict) -> None:
     """Each metric with its CI, every control beside it, and the chance interval."""
     table = Table(title=f"{summary['suite']} / {summary['variant']}")
+    notes = {note: i + 1 for i, note in enumerate(dict.fromkeys(m["note"] for m in summary["metrics"] if m.get("note")))}
     for col in ("metric (split, n)", "value [95% CI]", "control: value [95% CI]", "p vs control", "chance [95% interval]"):
         table.add_column(col)
     for m in summary["metrics"]:
         controls = [f"{c['name']}: {_num(c['value'], c['ci'])}" for c in m["controls"]] or ["-"]
         pvals = [f"{c['p_vs_control']:.4f}" for c in m["controls"]] or ["-"]
-        name = f"{m['metric']} ({m['split']}, {m['n']})" + (f"\n[dim]{m['note']}[/dim]" if m.get("note") else "")
+        name = f"{m['metric']} ({m['split']}, {m['n']})" + (f" [dim]({notes[m['note']]})[/dim]" if m.get("note") else "")
         table.add_row(name, _num(m["value"], m["ci"]),
                       "\n".join(controls), "\n".join(pvals), _num(m["chance"], m["chance_ci"]))
     console.print(table)
-    for m in summary["metrics"]:
-        if m.get("warning"):
-            console.print(f"[bold yellow]warning:[/bold yellow] {m['warning']}")
+    for note, i in notes.items():
+        console.print(f"[dim]({i}) {note}[/dim]")
+    for warning in dict.fromkeys(m["warning"] for m in summary["metrics"] if m.get("warning")):
+        console.print(f"[bold yellow]warning:[/bold yellow] {warning}")
+    if summary.get("skipped"):
+        console.print(f"[bold yellow]skipped {len(summary['skipped'])} recording(s)[/bold yellow] (listed in the run's "
+                      f"log.txt and metrics.json), first: {summary['skipped'][0]['path']}: {summary['skipped'][0]['reason']}")
 
 
 def _num(value: float, ci) -> str:

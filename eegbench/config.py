@@ -56,6 +56,7 @@ class Models(StrictModel):
     sd: str | None = None
     clip: str | None = None
     judge: str | None = None
+    text: str | None = None  # a transformers BERT-type folder; unset = the packaged all-MiniLM-L6-v2
     synthetic_recipe: Literal["tiny", "ci", "small"] = "ci"
 
 
@@ -71,6 +72,7 @@ class SuiteFile(StrictModel):
     models: Models = Models()
     stages: dict[str, StageRef | None]
     evaluate: list[str] = Field(min_length=1)
+    evaluation_args: dict[str, dict[str, Any]] = {}  # per evaluation, checked by its Config
     controls: list[str] = []
     probes: list[str] = []
     variants: dict[str, dict[str, Any]] = {}
@@ -92,6 +94,7 @@ class Resolved(BaseModel):
     models: dict[str, Any]
     stages: dict[str, dict[str, Any]]
     evaluate: list[str]
+    evaluation_args: dict[str, dict[str, Any]]
     controls: list[str]
     probes: list[str]
     source: str
@@ -278,7 +281,8 @@ def resolve(suite: str, *, variant: str = DEFAULT_VARIANT, scale: str = DEFAULT_
     tree = {k: v for k, v in merged.items() if k not in ("variants", "scales")}
     for _, layer in layers[-3:]:
         tree = deep_merge(tree, layer)
-    tree["stages"] = {k: v for k, v in (tree.get("stages") or {}).items() if v is not None}
+    for section in ("stages", "evaluation_args"):  # null removes an entry
+        tree[section] = {k: v for k, v in (tree.get(section) or {}).items() if v is not None}
     try:
         shape = SuiteFile.model_validate(tree)
     except ValidationError as exc:
@@ -299,6 +303,14 @@ def resolve(suite: str, *, variant: str = DEFAULT_VARIANT, scale: str = DEFAULT_
         if last and reads and reads != produces:
             raise _fail(layers, ("evaluate", i), f"{name} scores {reads}, but the last stage {last!r} predicts "
                         f"{produces or 'nothing'}; pick evaluations for it (`eegbench list evaluations`) or add a stage")
+    for name in shape.evaluation_args:
+        if name not in shape.evaluate:
+            raise _fail(layers, ("evaluation_args", name), f"{name} is not in evaluate: {shape.evaluate}; remove it or add it there")
+        if not hasattr(registry.evaluations.get(name), "Config"):
+            raise _fail(layers, ("evaluation_args", name), f"{name} takes no arguments; remove them")
+    evaluation_args = {name: validate_component(layers, ("evaluation_args", name), fn.Config,
+                                                shape.evaluation_args.get(name, {}))
+                       for name in shape.evaluate if hasattr(fn := registry.evaluations.get(name), "Config")}
     for i, name in enumerate(shape.controls):
         _known(layers, ("controls", i), registry.controls, name)
     for i, name in enumerate(shape.probes):
@@ -306,7 +318,7 @@ def resolve(suite: str, *, variant: str = DEFAULT_VARIANT, scale: str = DEFAULT_
     return Resolved(suite=shape.suite, variant=variant, scale=scale, seed=shape.seed,
                     description=shape.description, cite=shape.cite, real_inputs_only=shape.real_inputs_only,
                     dataset=dataset, models=shape.models.model_dump(), stages=stages,
-                    evaluate=shape.evaluate, controls=shape.controls, probes=shape.probes, source=str(path))
+                    evaluate=shape.evaluate, evaluation_args=evaluation_args, controls=shape.controls, probes=shape.probes, source=str(path))
 
 
 def _known(layers, loc: tuple, reg: registry.Registry, name: str):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from eegbench import registry
@@ -68,13 +69,20 @@ def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False, w
         run.write_json("environment.json", capture())
         run.write_json("run.json", {"status": RUNNING, "run_id": cfg.hash()})
         run.log(f"run {cfg.suite}/{cfg.variant} scale={cfg.scale} seed={cfg.seed}")
+        for skipped in getattr(data, "skipped", []):
+            run.log(f"skipped {skipped['path']}: {skipped['reason']}")
         model = None
         for stage in stages:
             model = stage.run(data, run, model, pretrained)
 
+        ctx.run, ctx.stage, ctx.model = run, stages[-1], model
         metrics = score(cfg, stages[-1], model, data, run, ctx, evaluations)
+        for record in metrics:
+            for warning in getattr(data, "warnings", []):
+                record["warning"] = "; ".join(filter(None, (record.get("warning"), warning)))
         summary = {"run_id": cfg.hash(), "suite": cfg.suite, "variant": cfg.variant, "scale": cfg.scale,
-                   "seed": cfg.seed, "path": str(path), "config": cfg.model_dump(), "metrics": metrics}
+                   "seed": cfg.seed, "path": str(path), "config": cfg.model_dump(), "metrics": metrics,
+                   "skipped": getattr(data, "skipped", [])}
         run.write_json("metrics.json", summary)
         run.write_json("run.json", {"status": FINISHED, "run_id": cfg.hash()})
         Index(Path(out) / "index.sqlite").record(summary)
@@ -109,10 +117,10 @@ def score(cfg: Resolved, stage, model, data, run: Run, ctx: EvalContext, evaluat
     import numpy as np
 
     eeg, labels = data.eeg[ctx.trials], data.label[ctx.trials]
-    predictions = {"real": {**stage.predict(model, eeg), "label": labels}}
+    predictions = {"real": {**stage.predict(model, eeg), "label": labels, "eeg": eeg}}
     for i, control in enumerate(cfg.controls):
         altered = registry.controls.get(control)(eeg, seed=cfg.seed + i + 1)
-        predictions[control] = {**stage.predict(model, altered), "label": labels}
+        predictions[control] = {**stage.predict(model, altered), "label": labels, "eeg": altered}
     if "images" in predictions["real"]:
         rows = grid_rows(labels)
         stimuli = ctx.stimuli(predictions["real"]["images"].shape[-1])[rows]
@@ -121,10 +129,15 @@ def score(cfg: Resolved, stage, model, data, run: Run, ctx: EvalContext, evaluat
 
     metrics, per_trial = [], {}
     for name, evaluate in evaluations.items():
-        scored = {key: evaluate(pred, ctx) for key, pred in predictions.items()}
-        real = scored.pop("real")
-        metrics.append(metric_record(name, "test", real, scored, seed=cfg.seed))
-        per_trial |= {f"{name}/{key}": np.asarray(s["per_trial"]) for key, s in {"real": real, **scored}.items()}
+        if hasattr(evaluate, "Config"):
+            evaluate = partial(evaluate, args=evaluate.Config.model_validate(cfg.evaluation_args[name]))
+        outputs = {key: evaluate(pred, ctx) for key, pred in predictions.items()}
+        for file, png in outputs["real"].get("figures", {}).items():
+            run.write_bytes(f"figures/{file}", png)
+        for metric, scored in _parts(name, outputs).items():
+            real = scored.pop("real")
+            metrics.append(metric_record(metric, "test", real, {**scored, **real.get("controls", {})}, seed=cfg.seed))
+            per_trial |= {f"{metric}/{key}": np.asarray(s["per_trial"]) for key, s in {"real": real, **scored}.items()}
     for name in cfg.probes:
         scored = registry.probes.get(name)(data, seed=cfg.seed)
         record = metric_record(f"probe:{name}", "test", scored, {}, seed=cfg.seed)
@@ -136,3 +149,10 @@ def score(cfg: Resolved, stage, model, data, run: Run, ctx: EvalContext, evaluat
         per_trial[f"probe:{name}/real"] = np.asarray(scored["per_trial"])
     run.save_predictions("test", per_trial)
     return metrics
+
+
+def _parts(name: str, outputs: dict[str, dict]) -> dict[str, dict[str, dict]]:
+    """``{metric name: {condition: scored}}``: one metric, or ``name/<part>`` for each part."""
+    if "parts" not in outputs["real"]:
+        return {name: outputs}
+    return {f"{name}/{part}": {key: out["parts"][part] for key, out in outputs.items()} for part in outputs["real"]["parts"]}

@@ -1,7 +1,11 @@
 """What an evaluation may read besides the predictions: the scored trials' data and the pretrained models.
 
-Every evaluation is called as ``evaluate(predictions, ctx)`` and returns
-``{"per_trial": array, "chance": float}`` (plus an optional ``"note"`` printed with the metric).
+Every evaluation is called as ``evaluate(predictions, ctx)`` (``evaluate(predictions, ctx, args)``
+when it declares a ``Config``, filled from the suite's ``evaluation_args``) and returns
+``{"per_trial": array, "chance": float}`` plus optionally a ``"note"`` printed with the metric and
+``"controls"`` of its own (``{name: {"per_trial": ...}}``, e.g. a probe refit on permuted labels).
+An evaluation that reports several numbers returns ``{"parts": {suffix: that dict}}`` instead, and
+may add ``"figures": {file name: png bytes}``, kept from the real predictions only.
 Each declares what it reads and which pretrained models it needs with :func:`evaluation`, so a
 suite pairing it with the wrong stage fails at config time, and the run resolves and checks those
 models before it writes anything.
@@ -16,32 +20,48 @@ import numpy as np
 from eegbench.errors import UserError
 
 
-def evaluation(reads: str, needs: tuple[str, ...] = (), precheck=None):
-    """Declare what an evaluation scores: the prediction key it ``reads`` ("logits", "images"), the
-    pretrained models it ``needs`` (sd, clip, judge) and an optional ``precheck(ctx)`` the run calls
-    before training (it raises UserError on inputs that cannot work)."""
+def evaluation(reads: str, needs: tuple[str, ...] = (), precheck=None, config=None):
+    """Declare what an evaluation scores: the prediction key it ``reads`` ("logits", "images",
+    "embeddings"), the pretrained models it ``needs`` (sd, clip, judge, text), an optional
+    ``precheck(ctx)`` the run calls before training (it raises UserError on inputs that cannot work)
+    and an optional pydantic ``config`` model of its arguments."""
     def mark(fn):
         fn.reads, fn.needs = reads, needs
         if precheck is not None:
             fn.precheck = precheck
+        if config is not None:
+            fn.Config = config
         return fn
     return mark
 
 
 @dataclass
 class EvalContext:
-    """The scored trials (positions into ``data``), the run's pretrained models and seed; derived arrays memoised."""
+    """The scored trials (positions into ``data``), the run's pretrained models and seed; derived arrays
+    memoised. After training the runner adds the run, the last stage and its model."""
 
-    data: object  # data.imagenet_eeg.Trials
+    data: object  # data.imagenet_eeg.Trials, data.tuab.Recordings
     trials: np.ndarray
     pretrained: object | None  # models.pretrained.Pretrained
     seed: int
+    run: object | None = None  # track.store.Run, for evaluations that train (probes' baselines)
+    stage: object | None = None
+    model: object | None = None
     _memo: dict = field(default_factory=dict, repr=False)
 
     def _memoised(self, key, compute):
         if key not in self._memo:
             self._memo[key] = compute()
         return self._memo[key]
+
+    def outputs(self, split: str) -> dict:
+        """The trained model's predictions on every trial of ``split`` (for probes fitted on train/val)."""
+        return self._memoised(("outputs", split), lambda: self.stage.predict(
+            self.model, self.data.eeg[self.data.splits[split]]))
+
+    def embed_text(self, texts: list[str]) -> np.ndarray:
+        """The trained model's text embeddings of ``texts`` (stages with a text tower)."""
+        return self.stage.embed_text(self.model, texts)
 
     def stimuli(self, size: int) -> np.ndarray:
         """uint8 ``[trials, 3, size, size]`` stimulus images of the scored trials."""
