@@ -122,6 +122,8 @@ REGISTRIES: dict[str, Registry] = {
 # Built-in entries, lazy so that listing them imports nothing heavy.
 datasets.register("imagenet-eeg", lazy="eegbench.data.datasets:ImageNetEEG",
                   summary="ImageNet-EEG (Spampinato et al. 2017); synthetic world by default")
+datasets.register("tuab", lazy="eegbench.data.datasets:TUAB",
+                  summary="TUH Abnormal EEG with physician reports (EEG-CLIP); synthetic TUAB tree by default")
 encoders.register("deep4", lazy="eegbench.models.deep4:Deep4Encoder",
                   summary="braindecode Deep4Net (Schirrmeister et al. 2017), pooled to a feature vector")
 encoders.register("mae-vit", lazy="eegbench.models.mae:MAEEncoder",
@@ -134,6 +136,8 @@ stages.register("msm", lazy="eegbench.train.msm:MSMStage",
                 summary="masked-signal-modelling pretraining of an MAE-ViT (DreamDiffusion); checkpoint chosen on val")
 evaluations.register("nway_top1", lazy="eegbench.evaluate.classification:nway_top1",
                      summary="N-way top-1 accuracy of class predictions (N = the dataset's classes)")
+stages.register("contrastive", lazy="eegbench.train.contrastive:ContrastiveStage",
+                summary="EEG-CLIP: EEG encoder aligned with report text by symmetric InfoNCE; chosen on val loss")
 stages.register("generative", lazy="eegbench.train.generative:GenerativeStage",
                 summary="EEG-conditioned Stable Diffusion (DreamDiffusion): eps-MSE + CLIP alignment; chosen on val")
 for _name, _summary in (
@@ -143,6 +147,14 @@ for _name, _summary in (
         ("image_ssim_2way", "pair-wise 2-way identification of generated images by SSIM"),
         ("image_pcc_2way", "pair-wise 2-way identification of generated images by pixel correlation")):
     evaluations.register(_name, lazy=f"eegbench.evaluate.images:{_name}", summary=_summary)
+del _name, _summary
+for _name, _summary in (
+        ("zero_shot", "recording-level balanced accuracy of cosine to class prompts, per TUAB task (EEG-CLIP)"),
+        ("linear_probe", "logistic regression on frozen embeddings (C chosen on val), per task; label-permuted control"),
+        ("few_shot", "logistic regression on 1-50% of training subjects x seeds: a learning curve per task"),
+        ("retrieval", "EEG-to-report retrieval among the test reports: recall@1/5/10"),
+        ("baselines", "task-specific Deep4, random-init encoder and other-task encoder, per task")):
+    evaluations.register(_name, lazy=f"eegbench.evaluate.eegclip:{_name}", summary=_summary)
 del _name, _summary
 controls.register("shuffled_eeg", lazy="eegbench.evaluate.controls:shuffled_eeg",
                   summary="test EEG permuted across trials; decoding should fall to chance")

@@ -16,11 +16,12 @@ from typing import Callable
 from eegbench import progress
 from eegbench.errors import UserError
 
-FLAGS = {"sd": "--sd-weights", "clip": "--clip-weights", "judge": "--judge-weights"}
+FLAGS = {"sd": "--sd-weights", "clip": "--clip-weights", "judge": "--judge-weights", "text": "--text-weights"}
 WHAT = {
     "sd": "a diffusers Stable Diffusion folder, e.g. stable-diffusion-v1-5",
     "clip": "an open_clip folder: <name>.json + checkpoint, e.g. ViT-L-14",
     "judge": "a folder with vit_h_14.pth + classes.json",
+    "text": "a transformers BERT-type folder (config.json, tokenizer, model.safetensors), e.g. ClinicalBERT",
 }
 # What StableDiffusionPipeline.from_pretrained reads; weights only as safetensors (nothing is unpickled).
 SD_FILES = {
@@ -48,18 +49,24 @@ def check_sd_folder(folder: Path) -> None:
 
 
 def resolve_folders(cfg, data_folder: Callable[[], Path], needed: set[str], cache_dir: Path) -> dict[str, Path]:
-    """Folders of the ``needed`` models (a subset of sd, clip, judge) for run config ``cfg``.
+    """Folders of the ``needed`` models (a subset of sd, clip, judge, text) for run config ``cfg``.
 
     ``data_folder()`` gives the dataset's folder (generating a synthetic world if that is the data);
-    it is called only when a folder has to come from the synthetic world.
+    it is called only when a folder has to come from the synthetic world. An unset text encoder is
+    the packaged all-MiniLM-L6-v2, a real pretrained model, except on real-inputs-only scales.
     """
     folders = {name: Path(cfg.models[name]) for name in needed if cfg.models.get(name)}
     missing = [name for name in sorted(needed) if name not in folders]
     if cfg.real_inputs_only:
-        problems = [] if cfg.dataset.get("root") else ["dataset.root (--data-root DIR holding eeg_5_95_std.pth)"]
+        problems = [] if cfg.dataset.get("root") else ["dataset.root (--data-root DIR)"]
         problems += [f"models.{name} ({FLAGS[name]} DIR: {WHAT[name]})" for name in missing]
         if problems:
             raise UserError(f"scale {cfg.scale} of {cfg.suite} runs on real inputs only; missing: {'; '.join(problems)}")
+    if "text" in missing:
+        from eegbench.models.text import default_folder
+
+        folders["text"] = default_folder()
+        missing.remove("text")
     if missing:
         world = Path(data_folder())
         if not (world / "world.json").is_file():
@@ -71,8 +78,10 @@ def resolve_folders(cfg, data_folder: Callable[[], Path], needed: set[str], cach
                                  progress=progress.callback("training the synthetic world's SD, CLIP and judge"))
         folders |= {name: made[name] for name in missing}
     from eegbench.evaluate.judges import check_clip_folder, check_judge_folder
+    from eegbench.models.text import check_text_folder
 
-    for name, check in (("sd", check_sd_folder), ("clip", check_clip_folder), ("judge", check_judge_folder)):
+    for name, check in (("sd", check_sd_folder), ("clip", check_clip_folder), ("judge", check_judge_folder),
+                        ("text", check_text_folder)):
         if name in folders:
             check(folders[name])
     return folders
@@ -108,6 +117,12 @@ class Pretrained:
         from eegbench.evaluate.judges import load_judge
 
         return self._get("judge", load_judge)
+
+    def text(self):
+        """The sentence encoder (``models.text.TextEncoder``), frozen."""
+        from eegbench.models.text import TextEncoder
+
+        return self._get("text", lambda folder: TextEncoder(folder).requires_grad_(False).eval())
 
 
 def load_sd(folder: Path):

@@ -1,6 +1,7 @@
 """The supervised stage: an encoder and a classifier head trained with cross-entropy.
 
-The checkpoint kept is the epoch with the best validation accuracy; test data is never looked at.
+The checkpoint kept is the epoch with the best validation balanced accuracy; test data is never
+looked at. ``target`` names a task of the dataset (e.g. a TUAB label) instead of its class label.
 Each epoch's state (weights, optimiser, best-so-far) is checkpointed, so an interrupted run resumes
 where it stopped, and per-epoch seeding makes a resumed run identical to an uninterrupted one.
 """
@@ -31,6 +32,7 @@ class SupervisedStage(Stage):
         batch_size: int = Field(64, ge=1)
         lr: float = Field(1e-3, gt=0)
         weight_decay: float = Field(0.0, ge=0)
+        target: str | None = None  # a dataset task (data.target); unset = the class label
         select_on: Literal["val"] = "val"  # checkpoint selection split; never test
 
     def build(self, n_chans: int, n_times: int, n_classes: int, encoder=None):
@@ -60,16 +62,17 @@ class SupervisedStage(Stage):
         import torch.nn.functional as F
 
         c = self.config
-        model = self.build(data.eeg.shape[1], data.eeg.shape[2], len(data.wnids), encoder=model)
+        y, n_classes = data.target(c.target) if c.target else (data.label, len(data.wnids))
+        model = self.build(data.eeg.shape[1], data.eeg.shape[2], n_classes, encoder=model)
         done = run.load_checkpoint(self.name)
         if done is not None:
             model.load_state_dict(done[0])
             return model
 
-        train, val = data.splits["train"], data.splits["val"]
+        train, val = (s[y[s] >= 0] for s in (data.splits["train"], data.splits["val"]))  # -1: label unknown
         x_train = torch.from_numpy(np.ascontiguousarray(data.eeg[train]))
-        y_train = torch.from_numpy(data.label[train])
-        x_val, y_val = np.ascontiguousarray(data.eeg[val]), data.label[val]
+        y_train = torch.from_numpy(y[train])
+        x_val, y_val = np.ascontiguousarray(data.eeg[val]), y[val]
         opt = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
 
         best, history, start = load_epoch(run, self.name, model, opt, initial={"acc": -1.0})
@@ -88,23 +91,30 @@ class SupervisedStage(Stage):
                 loss.backward()
                 opt.step()
                 losses.append(loss.item())
-            acc = float((predict_logits(model, x_val, c.batch_size).argmax(1) == y_val).mean())
-            history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_acc": acc})
-            run.log(f"{self.name}: epoch {epoch} train_loss {history[-1]['train_loss']:.4f} val_acc {acc:.4f}")
+            acc = balanced_accuracy(y_val, predict_logits(model, x_val, c.batch_size).argmax(1))
+            history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_bacc": acc})
+            run.log(f"{self.name}: epoch {epoch} train_loss {history[-1]['train_loss']:.4f} val_bacc {acc:.4f}")
             if acc > best["acc"]:
                 best = {"acc": acc, "epoch": epoch, "state": {k: v.clone() for k, v in model.state_dict().items()}}
             save_epoch(run, self.name, model, opt, best, {"epoch": epoch, "history": history})
 
         model.load_state_dict(best["state"])
         run.save_checkpoint(self.name, model.state_dict(), {
-            "selected_on": "val", "best_epoch": best["epoch"], "val_acc": best["acc"], "history": history})
+            "selected_on": "val", "best_epoch": best["epoch"], "val_bacc": best["acc"], "history": history})
         run.drop_checkpoint(self.name, resume=True)
-        run.log(f"{self.name}: selected epoch {best['epoch']} on val (acc {best['acc']:.4f})")
+        run.log(f"{self.name}: selected epoch {best['epoch']} on val (balanced acc {best['acc']:.4f})")
         return model
 
     def predict(self, model, eeg) -> dict:
         """Class logits for numpy ``eeg`` [n, channels, times]."""
         return {"logits": predict_logits(model, eeg, self.config.batch_size)}
+
+
+def balanced_accuracy(y, predicted) -> float:
+    """Mean over the classes present in ``y`` of the fraction of their samples predicted right."""
+    import numpy as np
+
+    return float(np.mean([(predicted[y == k] == k).mean() for k in np.unique(y)]))
 
 
 def predict_logits(model, eeg, batch_size: int = 256):
