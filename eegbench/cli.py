@@ -80,18 +80,28 @@ def run(
 
 
 def print_metrics(summary: dict) -> None:
-    """Each metric with its CI, every control beside it, and the chance interval."""
+    """Each metric with its CI, every control beside it, the chance interval, and published numbers."""
+    from eegbench.track import baselines
+
+    published = baselines.load(summary["suite"])
+    reported: dict[str, list[str]] = {}
+    for row in published.rows if published else []:
+        if row.variant == summary["variant"]:
+            reported.setdefault(row.metric, []).append(f"{row.value:.3f} [{published.tag}]")
     table = Table(title=f"{summary['suite']} / {summary['variant']}")
     notes = {note: i + 1 for i, note in enumerate(dict.fromkeys(m["note"] for m in summary["metrics"] if m.get("note")))}
-    for col in ("metric (split, n)", "value [95% CI]", "control: value [95% CI]", "p vs control", "chance [95% interval]"):
+    columns = ["metric (split, n)", "value [95% CI]", "control: value [95% CI]", "p vs control", "chance [95% interval]"]
+    for col in columns + (["published"] if reported else []):
         table.add_column(col)
     for m in summary["metrics"]:
         controls = [f"{c['name']}: {_num(c['value'], c['ci'])}" for c in m["controls"]] or ["-"]
         pvals = [f"{c['p_vs_control']:.4f}" for c in m["controls"]] or ["-"]
         name = f"{m['metric']} ({m['split']}, {m['n']})" + (f" [dim]({notes[m['note']]})[/dim]" if m.get("note") else "")
-        table.add_row(name, _num(m["value"], m["ci"]),
-                      "\n".join(controls), "\n".join(pvals), _num(m["chance"], m["chance_ci"]))
+        table.add_row(name, _num(m["value"], m["ci"]), "\n".join(controls), "\n".join(pvals),
+                      _num(m["chance"], m["chance_ci"]), *(["\n".join(reported.get(m["metric"], ["-"]))] if reported else []))
     console.print(table)
+    if reported:
+        console.print(f"[dim]published: {published.source}; {published.setting}; reported, not reproduced[/dim]")
     for note, i in notes.items():
         console.print(f"[dim]({i}) {note}[/dim]")
     for warning in dict.fromkeys(m["warning"] for m in summary["metrics"] if m.get("warning")):

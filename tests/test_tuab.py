@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eegbench.data.tuab import DEFAULT_SECTIONS, TUH_CHANNELS, Recipe, load, sections
+from eegbench.data.tuab import DEFAULT_SECTIONS, TUH_CHANNELS, Recipe, load, report_sections
 from eegbench.errors import UserError
 from eegbench.synthetic.tuab import TUABSpec, ensure
 
@@ -71,7 +71,7 @@ def test_label_lines_flagged_and_sections_chosen(world, tmp_path):
 
 
 def test_sections_parser():
-    parts = sections("CLINICAL HISTORY: 63 y/o man.\n\nMEDICATIONS: Keppra\n\nIMPRESSION: Normal EEG.\n")
+    parts = report_sections("CLINICAL HISTORY: 63 y/o man.\n\nMEDICATIONS: Keppra\n\nIMPRESSION: Normal EEG.\n")
     assert parts == {"CLINICAL HISTORY": "63 y/o man.", "MEDICATIONS": "Keppra", "IMPRESSION": "Normal EEG."}
 
 
@@ -96,21 +96,23 @@ def fixture_tree(tmp_path) -> Path:
     root = tmp_path / "tuab"
     for i, (split, status, age, sex, meds) in enumerate((("train", "normal", 30, "M", "None."),
                                                          ("train", "abnormal", 70, "F", "Keppra 500 mg."),
-                                                         ("eval", "abnormal", 45, "F", "Aspirin."))):
-        subject = f"aaaaaaa{'abc'[i]}"
+                                                         ("eval", "abnormal", 45, "F", "Aspirin."),
+                                                         ("train", "normal", 52, "M", "Dilantin."))):
+        subject = f"aaaaaaa{'abcd'[i]}"
         tuh_copy(FIXTURE, root / f"v3.0.1/edf/{split}/{status}/01_tcp_ar/{subject}_s001_t000.edf", i + 1, age, sex)
         (root / "reports").mkdir(exist_ok=True)
         (root / "reports" / f"{subject}_s001.txt").write_text(
-            f"CLINICAL HISTORY: A {age} year old.\n\nMEDICATIONS: {meds}\n\nIMPRESSION: {status.title()} EEG.\n")
+            f"CLINICAL HISTORY: A {age} year old.\n\nMEDICATIONS: {meds}\n\nDESCRIPTION OF THE RECORD: Alpha.\n\n"
+            f"IMPRESSION: {status.title()} EEG.\n\nCLINICAL CORRELATION: None.\n")
     return root
 
 
 def test_fixture_tree_reads_through_the_same_path(fixture_tree, tmp_path):
     data = _load(fixture_tree, tmp_path / "cache", recipe=FIXTURE_RECIPE)
     table = data.table.set_index("subject").sort_index()
-    assert list(table["age_years"]) == [30, 70, 45] and list(table["gender"]) == [0, 1, 1]
-    assert list(table["pathological"]) == [0, 1, 1] and list(table["medication"]) == [0, 1, 0]
-    assert data.eeg.shape == (12, 19, 200)
+    assert list(table["age_years"]) == [30, 70, 45, 52] and list(table["gender"]) == [0, 1, 1, 0]
+    assert list(table["pathological"]) == [0, 1, 1, 0] and list(table["medication"]) == [0, 1, 0, 1]
+    assert list(table["split"] == "test") == [False, False, True, False] and data.eeg.shape == (16, 19, 200)
 
     import mne
     from mne.filter import resample
@@ -143,7 +145,7 @@ def test_truncated_edf_fails_or_is_skipped(fixture_tree, tmp_path):
         _load(fixture_tree, cache, recipe=FIXTURE_RECIPE)
     assert not list(cache.rglob("*.tmp*")), "a partial cache entry was left behind"
     data = _load(fixture_tree, cache, recipe=FIXTURE_RECIPE, on_bad_file="skip")
-    assert len(data.table) == 2 and [s["path"] for s in data.skipped] == [str(bad.relative_to(fixture_tree))]
+    assert len(data.table) == 3 and [s["path"] for s in data.skipped] == [str(bad.relative_to(fixture_tree))]
     assert "truncated" in data.skipped[0]["reason"]
 
     bad.write_bytes(b"not an edf")
@@ -166,3 +168,35 @@ def test_report_problems_are_named(fixture_tree, tmp_path):
     report.unlink()
     with pytest.raises(UserError, match=r"aaaaaaac_s001_t000.edf: no report aaaaaaac_s001.txt"):
         _load(fixture_tree, tmp_path, recipe=FIXTURE_RECIPE)
+
+
+def test_labels_do_not_depend_on_where_the_cache_lives(fixture_tree, tmp_path):
+    data = _load(fixture_tree, tmp_path / "train" / "abnormal" / "cache", recipe=FIXTURE_RECIPE)
+    table = data.table.set_index("subject").sort_index()
+    assert list(table["pathological"]) == [0, 1, 1, 0] and list(table["split"] == "test") == [False, False, True, False]
+
+
+def test_a_failed_cache_write_leaves_nothing_behind(fixture_tree, tmp_path, monkeypatch):
+    from eegbench.data import tuab
+
+    def half_written(path, array):
+        Path(path).write_bytes(b"\x93NUMPY partial")
+        raise OSError("No space left on device")
+    monkeypatch.setattr(tuab.np, "save", half_written)
+    with pytest.raises(UserError, match=r"cannot preprocess \(OSError: No space left on device\)"):
+        _load(fixture_tree, tmp_path / "cache", recipe=FIXTURE_RECIPE, n_jobs=1)
+    assert not list((tmp_path / "cache").rglob("*.npy")) and not list((tmp_path / "cache").rglob("index-*"))
+    monkeypatch.undo()
+    assert len(_load(fixture_tree, tmp_path / "cache", recipe=FIXTURE_RECIPE, n_jobs=1).table) == 4
+
+
+def test_a_file_outside_the_layout_is_named(fixture_tree, tmp_path):
+    stray = fixture_tree / "v3.0.1" / "edf" / "train" / "extra.edf"
+    stray.write_bytes(FIXTURE.read_bytes())
+    with pytest.raises(UserError, match=r"v3.0.1/edf/train/extra.edf: not under edf/\{train,eval\}/\{normal,abnormal\}/"):
+        _load(fixture_tree, tmp_path, recipe=FIXTURE_RECIPE)
+
+
+def test_recipe_must_fit_a_window():
+    with pytest.raises(ValueError, match="must span at least one 1200-sample window"):
+        Recipe(start_s=60, stop_s=65)

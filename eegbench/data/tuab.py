@@ -5,9 +5,10 @@ braindecode parses it), ``medication`` (the report mentions keppra, dilantin or 
 reports are paired by (subject, session) from ``<subject>_s<NNN>.txt`` files found under a reports
 folder, which fits both the flat v3.0.1 layout and v2.0.0's per-session folders.
 
-Preprocessed windows are cached per recording under ``cache_dir/tuab/<recipe key>/<file key>.npy``
+Preprocessed windows are cached per recording under ``cache_dir/tuab/<recipe key>-v<CACHE_VERSION>/<file key>.npy``
 (the file key is its name, size and mtime), written atomically and built in parallel; an index per
-tree identity holds the labels, so a warm run opens no EDF file at all.
+tree identity holds the labels, so a warm run opens no EDF file at all. braindecode reads a mirror
+of links to the readable files inside the cache, so nothing is written into the user's tree.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from eegbench.config import StrictModel
 from eegbench.errors import UserError
@@ -37,6 +38,7 @@ SECTION = re.compile(r"^([A-Z][A-Z /&,()-]+):", re.MULTILINE)
 EDF_NAME = re.compile(r"^(?P<subject>\w+?)_s(?P<session>\d+)_t(?P<segment>\d+)\.edf$")
 REPORT_NAME = re.compile(r"^(?P<subject>\w+?)_s(?P<session>\d+)\.txt$")
 CACHE_VERSION = 1  # bump when preprocessing changes what a cached window holds
+TRANSIENT = "cannot preprocess"  # reasons that are not cached: the next run tries the file again
 DEFAULT_SECTIONS = ("IMPRESSION", "DESCRIPTION OF THE RECORD", "CLINICAL HISTORY", "MEDICATIONS", "CLINICAL CORRELATION")
 
 
@@ -54,6 +56,13 @@ class Recipe(StrictModel):
     stride: int = Field(519, ge=1)
     start_s: float = Field(60.0, ge=0)  # the first minute is dropped
     stop_s: float = Field(180.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_window_fits(self):
+        if self.stop_s <= self.start_s or (self.stop_s - self.start_s) * self.sfreq < self.window:
+            raise ValueError(f"start_s {self.start_s:g} .. stop_s {self.stop_s:g} must span at least one "
+                             f"{self.window}-sample window at {self.sfreq:g} Hz")
+        return self
 
     def key(self) -> str:
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:12]
@@ -99,13 +108,13 @@ def load(root: Path, *, version: str, recipe: Recipe, reports: Path | None, sect
     folder = Path(cache_dir) / "tuab" / f"{recipe.key()}-v{CACHE_VERSION}"
     identity = {str(p.relative_to(root)): _file_key(p) for p in edfs}
     index_path = folder / f"index-{_digest(sorted(identity.items()))}.json"
-    if index_path.is_file():
-        index = json.loads(index_path.read_text())
-    else:
+    index = json.loads(index_path.read_text()) if index_path.is_file() else None
+    if index is None or any(not (folder / f"{e['key']}.npy").is_file() for e in index if not e.get("reason")):
         index = _build(root, version, edfs, identity, recipe, folder, n_jobs)
-        _atomic_write(index_path, json.dumps(index).encode())
+        if not any(e.get("transient") for e in index):  # a full disk is not a property of the file
+            _atomic_write(index_path, json.dumps(index).encode())
 
-    rows, skipped, arrays = [], [], []
+    rows, skipped, arrays, found = [], [], [], set()
     for entry in index:
         if entry.get("reason"):
             skipped.append({"path": entry["path"], "reason": entry["reason"]})
@@ -117,8 +126,15 @@ def load(root: Path, *, version: str, recipe: Recipe, reports: Path | None, sect
                                                             f"under {reports or root}"})
             continue
         report = _read_report(report_path, report_encoding)
-        rows.append({**entry, "report_path": str(report_path), "report": report,
-                     "medication": int(bool(MEDICATION.search(report)))})
+        medication = int(bool(MEDICATION.search(report)))
+        parts = report_sections(report)
+        found.update(parts)
+        if not any(parts.get(name) for name in sections):
+            skipped.append({"path": entry["path"], "reason": f"its report {report_path.name} has none of the chosen "
+                                                            f"sections ({', '.join(sections)})"})
+            continue
+        rows.append({**entry, "report_path": str(report_path), "report": report, "medication": medication,
+                     "text": _text(parts, entry, medication, sections, label_lines)})
         arrays.append(folder / f"{entry['key']}.npy")
     if skipped and on_bad_file == "fail":
         first = skipped[0]
@@ -126,13 +142,21 @@ def load(root: Path, *, version: str, recipe: Recipe, reports: Path | None, sect
         raise UserError(f"{first['path']}: {first['reason']}{more}; fix or remove it, or pass --on-bad-file skip")
     if not rows:
         raise UserError(f"{root / version}: no usable recording ({len(skipped)} skipped); check the tree and reports")
+    unknown = [name for name in sections if name not in found]
+    if unknown:  # a typo, not a property of single reports
+        raise UserError(f"dataset.sections: {', '.join(unknown)} appear(s) in no report; sections found: "
+                        f"{', '.join(sorted(found)) or 'none'}")
 
     table = pd.DataFrame(rows)
     table["age_years"] = table["age"]
     table["age"] = np.where(table["age_years"] < 0, -1, (table["age_years"] < 50).astype(int))
     table["gender"] = table["gender_code"].map({"M": 0, "F": 1}).fillna(-1).astype(int)
     table["split"] = _splits(table, val_fraction, split_seed)
-    table["text"] = [_text(r, sections, label_lines) for r in table.itertuples()]
+    empty = [s for s in ("train", "val", "test") if not (table["split"] == s).any()]
+    if empty:
+        raise UserError(f"{root / version}: no usable recording in the {', '.join(empty)} split(s) "
+                        f"({len(table)} recordings, val_fraction {val_fraction}); the tree needs edf/train and edf/eval "
+                        "with at least two training subjects")
 
     windows = [np.load(p, mmap_mode="r") for p in arrays]
     eeg = np.concatenate(windows).astype(np.float32, copy=False)
@@ -154,7 +178,7 @@ def _edf_files(root: Path, version: str) -> list[Path]:
                         "with --data-root)")
     import glob
 
-    # braindecode's own glob, in its order, so positions match its recording ids
+    # the glob braindecode uses
     files = [Path(p) for p in glob.glob(os.path.join(root, f"{version}/**/*.edf"), recursive=True)]
     if not files:
         raise UserError(f"{root / version}: no .edf files found; expected edf/{{train,eval}}/{{normal,abnormal}}/...")
@@ -172,70 +196,105 @@ def _digest(obj) -> str:
 
 def _build(root: Path, version: str, edfs: list[Path], identity: dict, recipe: Recipe, folder: Path,
            n_jobs: int) -> list[dict]:
-    """Read the tree with braindecode, preprocess every new recording in parallel; the index rows."""
+    """Read the tree with braindecode, preprocess every new recording in parallel; the index rows
+    (files that cannot be read carry a ``reason`` instead of labels)."""
     from braindecode.datasets import TUHAbnormal
     from joblib import Parallel, delayed
 
     from eegbench import progress
 
-    bad = {i: reason for i, p in enumerate(edfs) if (reason := edf_problem(p))}
-    good = [i for i in range(len(edfs)) if i not in bad]
+    jobs = n_jobs or os.cpu_count() or 1
+    bad = {i: reason for i, p in enumerate(edfs) if (reason := edf_problem(p) or _layout_problem(p.relative_to(root)))}
+    # braindecode opens every .edf it globs, so it reads a mirror of links to the readable files;
+    # its _date.txt files land in that mirror, never in the user's tree
+    mirror = Path(os.path.normpath(folder / "trees" / _digest([str(root.resolve()), sorted(identity.items())])))
+    for i, path in enumerate(edfs):
+        link = mirror / path.relative_to(root)
+        if i not in bad and not link.is_symlink():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                link.symlink_to(path.resolve())
+            except FileExistsError:  # another process building the same tree
+                pass
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Expected .* files but found")
-        warnings.filterwarnings("ignore", message="Cannot save date file")
-        dataset = TUHAbnormal(str(root), version=version, recording_ids=good, preload=False,
-                              on_missing_files="warn") if good else None
+        dataset = TUHAbnormal(str(mirror), version=version, preload=False, on_missing_files="warn",
+                              n_jobs=min(jobs, 4)) if len(bad) < len(edfs) else None
     folder.mkdir(parents=True, exist_ok=True)
     todo = []
     rows = []
     for ds in dataset.datasets if dataset else []:
-        path = Path(ds.description["path"])
+        path = Path(os.path.normpath(ds.description["path"]))
         name = EDF_NAME.match(path.name)
-        rel = str(path.relative_to(root))
-        row = {"path": rel, "key": identity[rel], "split": "train" if ds.description["train"] else "test",
-               "pathological": int(ds.description["pathological"]), "age": int(ds.description["age"]),
+        rel = path.relative_to(mirror)
+        # split and pathology from the path below the version folder (braindecode searches the whole
+        # absolute path, so a cache under a folder named 'train' or 'abnormal' would fool it)
+        row = {"path": str(rel), "key": identity[str(rel)], "split": {"train": "train", "eval": "test"}[rel.parts[2]],
+               "pathological": int(rel.parts[3] == "abnormal"), "age": int(ds.description["age"]),
                "gender_code": str(ds.description["gender"]),
                "subject": name["subject"] if name else path.stem, "session": int(name["session"]) if name else 0}
         rows.append(row)
         if not (folder / f"{row['key']}.npy").is_file():
             todo.append((ds.raw, folder / f"{row['key']}.npy"))
-    jobs = n_jobs or os.cpu_count() or 1
     reasons = Parallel(n_jobs=min(jobs, max(1, len(todo))))(
         delayed(_cache_windows)(raw, recipe, out) for raw, out in progress.track(todo, "preprocessing TUAB recordings"))
     failed = {str(out): reason for (_, out), reason in zip(todo, reasons) if reason}
     for row in rows:
         row["reason"] = failed.get(str(folder / f"{row['key']}.npy"))
+        row["transient"] = (row["reason"] or "").startswith(TRANSIENT)
     rows += [{"path": str(edfs[i].relative_to(root)), "reason": reason} for i, reason in bad.items()]
     return sorted(rows, key=lambda r: r["path"])
 
 
 def edf_problem(path: Path) -> str | None:
     """Why ``path`` cannot be read as a complete EDF file, or None; reads the header only."""
+    size = path.stat().st_size
     try:
         with open(path, "rb") as f:
             head = f.read(256)
             n_signals = int(head[252:256])
             header_bytes, n_records = int(head[184:192]), int(head[236:244])
+            if size < 256 * (n_signals + 1):
+                return f"truncated EDF ({size} bytes, inside its {256 * (n_signals + 1)}-byte header)"
             f.seek(256 + n_signals * 216)
             samples = [int(f.read(8)) for _ in range(n_signals)]
+        head[8:88].decode("ascii")  # braindecode reads age and gender from it as ASCII
     except (OSError, ValueError):
         return "unreadable EDF header"
+    if n_signals < 1:
+        return "unreadable EDF header (no signals)"
     expected = header_bytes + n_records * sum(samples) * 2
-    size = path.stat().st_size
     if n_records < 1 or size < expected:
         return f"truncated EDF ({size} of {expected} bytes)"
+    import mne
+
+    try:
+        mne.io.read_raw_edf(path, preload=False, verbose="error")
+    except Exception as exc:  # mne raises many types for a malformed header
+        return f"unreadable EDF header ({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})"
+    return None
+
+
+def _layout_problem(rel: Path) -> str | None:
+    """Why a file's place in the tree gives no split or pathology label, or None."""
+    parts = rel.parts
+    if len(parts) < 5 or parts[2] not in ("train", "eval") or parts[3] not in ("normal", "abnormal"):
+        return "not under edf/{train,eval}/{normal,abnormal}/ (no split or pathology label)"
     return None
 
 
 def _cache_windows(raw, recipe: Recipe, out: Path) -> str | None:
     """Preprocess one recording into ``out`` (atomically); the reason when it cannot be used."""
+    tmp = out.with_suffix(f".tmp{os.getpid()}.npy")
     try:
-        windows = preprocess(raw, recipe)
+        np.save(tmp, preprocess(raw, recipe))
+        os.replace(tmp, out)
     except ValueError as exc:
         return str(exc)
-    tmp = out.with_suffix(f".tmp{os.getpid()}.npy")
-    np.save(tmp, windows)
-    os.replace(tmp, out)
+    except Exception as exc:  # unreadable data blocks, a full disk: the file, not a traceback
+        return f"{TRANSIENT} ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})"
+    finally:
+        tmp.unlink(missing_ok=True)
     return None
 
 
@@ -293,29 +352,29 @@ def _read_report(path: Path, encoding: str) -> str:
                         "set dataset.report_encoding (e.g. latin-1)") from None
 
 
-def sections(report: str) -> dict[str, str]:
+def report_sections(report: str) -> dict[str, str]:
     """A report's sections, ``{"IMPRESSION": "...", ...}``, by the capitalised headings at line starts."""
     marks = list(SECTION.finditer(report))
     return {m[1].strip(): report[m.end():nxt.start() if nxt else None].strip()
             for m, nxt in zip(marks, marks[1:] + [None])}
 
 
-def _text(row, chosen: list[str], label_lines: bool) -> str:
-    parts = sections(row.report)
+def _text(parts: dict[str, str], entry: dict, medication: int, chosen: list[str], label_lines: bool) -> str:
+    """The chosen sections in order; with ``label_lines``, the authors' label prefix first."""
     text = " ".join(f"{name}: {parts[name]}" for name in chosen if parts.get(name))
     if label_lines:
-        gender = row.gender_code if row.gender_code in ("M", "F") else "X"
-        text = (f"age: {row.age_years}, gender: {gender}, pathological: {bool(row.pathological)}, "
-                f"medication: {bool(row.medication)}, " + text)
+        gender = entry["gender_code"] if entry["gender_code"] in ("M", "F") else "X"
+        text = (f"age: {entry['age']}, gender: {gender}, pathological: {bool(entry['pathological'])}, "
+                f"medication: {bool(medication)}, " + text)
     return text
 
 
 def _splits(table, val_fraction: float, seed: int) -> np.ndarray:
-    """Official train/eval ('test'), with ``val_fraction`` of the training subjects moved to 'val'."""
+    """Official train/eval ('test'), with ``val_fraction`` of the training subjects (at least one) moved to 'val'."""
     split = table["split"].to_numpy().copy()
     subjects = np.array(sorted(set(table.loc[split == "train", "subject"])))
     rng = np.random.default_rng(seed)
-    n_val = int(round(val_fraction * len(subjects)))
+    n_val = min(len(subjects) - 1, max(1, int(round(val_fraction * len(subjects))))) if val_fraction > 0 else 0
     val = set(subjects[rng.permutation(len(subjects))[:n_val]])
     split[(split == "train") & table["subject"].isin(val).to_numpy()] = "val"
     return split

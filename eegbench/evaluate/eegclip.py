@@ -2,7 +2,8 @@
 
 Window outputs are averaged per recording and thresholded. Balanced accuracy is the mean of
 per-recording correctness weighted by 1 / (size of the recording's class), so the bootstrap CI and
-the paired tests resample recordings as for any per-trial metric. Chance is 0.5 for every task. Probes are fitted on the training recordings' windows with C chosen on
+the paired tests resample recordings as for any per-trial metric. Chance is 0.5 for every task
+(retrieval: k over the number of candidate reports). Probes are fitted on the training recordings' windows with C chosen on
 validation recordings; test recordings are only ever predicted.
 """
 
@@ -16,7 +17,7 @@ from pydantic import Field, field_validator
 from eegbench.config import StrictModel
 from eegbench.data.tuab import TASKS
 from eegbench.evaluate.context import evaluation
-from eegbench.evaluate.stats import bootstrap_ci, weighted_mean
+from eegbench.evaluate.stats import weighted_mean
 
 NOTE = "recording-level balanced accuracy (window outputs averaged per recording), chance 0.5"
 C_GRID = (0.01, 0.1, 1.0, 10.0)
@@ -62,9 +63,9 @@ class RetrievalArgs(StrictModel):
 
 
 class BaselineArgs(ProbeArgs):
-    encoder: str = "deep4"
-    encoder_args: dict = {}
-    embed_dim: int = Field(128, ge=1)
+    encoder: str | None = None  # unset: the EEG-CLIP stage's encoder, arguments and width (like for like)
+    encoder_args: dict | None = None
+    embed_dim: int | None = Field(None, ge=1)
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(64, ge=2)
     lr: float = Field(1e-3, gt=0)
@@ -191,7 +192,7 @@ def few_shot(predictions: dict, ctx, args: FewShotArgs) -> dict:
     for task in args.tasks:
         for fraction in args.fractions:
             n = max(1, int(round(fraction * len(subjects))))
-            runs, weights = [], None
+            runs, draws, weights = [], [], None
             for s in range(args.seeds):
                 chosen = np.random.default_rng(ctx.seed * 1000 + s).choice(subjects, n, replace=False)
                 mask = data.table["subject"].isin(chosen).to_numpy()[recording]
@@ -199,13 +200,17 @@ def few_shot(predictions: dict, ctx, args: FewShotArgs) -> dict:
                 scored = task_score(_prob(clf, predictions["embeddings"]), test_recording, 0.5, data, task)
                 runs.append(scored["per_trial"])
                 weights = scored["weights"]
-            parts[f"{task}@{fraction * 100:g}%"] = {"per_trial": np.mean(runs, axis=0), "weights": weights, "chance": 0.5,
-                                                    "note": f"{NOTE}; mean of {args.seeds} subject draws of {n}"}
-    return {"parts": parts, "figures": {"few_shot.png": _learning_curve(parts, args, len(subjects), ctx.seed)}}
+                draws.append(weighted_mean(scored["per_trial"], weights))
+            parts[f"{task}@{fraction * 100:g}%"] = {
+                "per_trial": np.mean(runs, axis=0), "weights": weights, "chance": 0.5, "draws": draws,
+                "note": f"{NOTE}; mean of {args.seeds} draws of training subjects; the CI is over test recordings, "
+                        "the draws' spread is in the learning curve"}
+    figure = _learning_curve(parts, args, len(subjects), getattr(data, "warnings", []))
+    return {"parts": parts, "figures": {"few_shot.png": figure}}
 
 
-def _learning_curve(parts: dict, args: FewShotArgs, n_subjects: int, seed: int) -> bytes:
-    """PNG: balanced accuracy (95% CI) against the number of training subjects, one line per task."""
+def _learning_curve(parts: dict, args: FewShotArgs, n_subjects: int, warnings: list[str]) -> bytes:
+    """PNG: balanced accuracy (mean and SD over subject draws) against training subjects, one line per task."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -214,14 +219,14 @@ def _learning_curve(parts: dict, args: FewShotArgs, n_subjects: int, seed: int) 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     x = [max(1, int(round(f * n_subjects))) for f in args.fractions]
     for task in args.tasks:
-        scores = [parts[f"{task}@{f * 100:g}%"] for f in args.fractions]
-        mean = [weighted_mean(s["per_trial"], s["weights"]) for s in scores]
-        lo, hi = zip(*(bootstrap_ci(s["per_trial"], weights=s["weights"], seed=seed) for s in scores))
+        draws = np.array([parts[f"{task}@{f * 100:g}%"]["draws"] for f in args.fractions])
+        mean, sd = draws.mean(1), draws.std(1)
         ax.plot(x, mean, marker="o", label=task)
-        ax.fill_between(x, lo, hi, alpha=0.15)
+        ax.fill_between(x, mean - sd, mean + sd, alpha=0.15)
     ax.axhline(0.5, color="grey", linestyle="--", label="chance")
     ax.set(xscale="log", xlabel="training subjects", ylabel="balanced accuracy (test recordings)",
-           title="few-shot logistic regression on EEG-CLIP features")
+           title="few-shot logistic regression on EEG-CLIP features\n(mean +- SD over subject draws)"
+                 + ("".join(f"\nWARNING: {w}" for w in warnings)))
     ax.legend(fontsize=8)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight")
@@ -231,16 +236,21 @@ def _learning_curve(parts: dict, args: FewShotArgs, n_subjects: int, seed: int) 
 
 @evaluation("embeddings", needs=("text",), config=RetrievalArgs)
 def retrieval(predictions: dict, ctx, args: RetrievalArgs) -> dict:
-    """Each test recording's mean embedding ranks the test reports; recall@k of its own report."""
+    """Each test recording's mean embedding ranks the distinct test reports; recall@k of its own report
+    (ties count against it)."""
     rows, _ = recording_means(np.zeros(len(ctx.trials)), ctx.data.recording[ctx.trials])
     emb = _unit(np.asarray(predictions["embeddings"]))
     inverse = np.searchsorted(rows, ctx.data.recording[ctx.trials])
     eeg = _unit(np.stack([emb[inverse == i].mean(0) for i in range(len(rows))]))
-    text = _unit(ctx.embed_text(list(ctx.data.table["text"].to_numpy()[rows])))
+    table = ctx.data.table.iloc[rows]
+    reports, own = np.unique(table["report_path"].to_numpy(), return_inverse=True)
+    first = [np.flatnonzero(own == i)[0] for i in range(len(reports))]
+    text = _unit(ctx.embed_text(list(table["text"].to_numpy()[first])))
     sim = eeg @ text.T
-    rank = (sim > np.diag(sim)[:, None]).sum(1)
-    return {"parts": {f"recall@{k}": {"per_trial": (rank < k).astype(float), "chance": min(1.0, k / len(rows)),
-                                      "note": f"EEG-to-report retrieval among {len(rows)} test reports"}
+    mine = sim[np.arange(len(rows)), own][:, None]
+    rank = (sim > mine).sum(1) + (sim == mine).sum(1) - 1
+    return {"parts": {f"recall@{k}": {"per_trial": (rank < k).astype(float), "chance": min(1.0, k / len(reports)),
+                                      "note": f"EEG-to-report retrieval among {len(reports)} test reports"}
                       for k in args.ks}}
 
 
@@ -274,8 +284,11 @@ def _task_model(ctx, args: BaselineArgs, task: str | None):
     from eegbench.train.supervised import SupervisedStage
 
     def make():
+        own = ctx.stage.config
         stage = SupervisedStage(f"baseline_{task or 'random'}", {
-            "encoder": args.encoder, "encoder_args": args.encoder_args, "embed_dim": args.embed_dim,
+            "encoder": args.encoder or own.encoder,
+            "encoder_args": own.encoder_args if args.encoder_args is None else args.encoder_args,
+            "embed_dim": args.embed_dim or own.embed_dim,
             "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "target": task}, ctx.seed)
         if task is None:
             return stage.build(ctx.data.eeg.shape[1], ctx.data.eeg.shape[2], 2).eval()

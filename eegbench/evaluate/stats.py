@@ -32,7 +32,7 @@ def chance_interval(p: float, n: float, alpha: float = ALPHA) -> tuple[float, fl
     (an effective, possibly fractional ``n`` for weighted means, rounded down: the wider interval)."""
     from scipy.stats import binom
 
-    n = max(1, int(n))
+    n = max(1, int(n + 1e-9))
     return float(binom.ppf(alpha / 2, n, p) / n), float(binom.ppf(1 - alpha / 2, n, p) / n)
 
 

@@ -52,6 +52,7 @@ class TextEncoder(nn.Module):
         from transformers import AutoModel, AutoTokenizer
 
         transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
         check_text_folder(folder)
         self.folder, self.max_tokens = Path(folder), max_tokens
         try:

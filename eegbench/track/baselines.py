@@ -2,8 +2,9 @@
 
 Each file names its source, a tag (``code``, ``data`` or ``reported``; see baselines/README.md)
 and the setting the numbers come from, and lists rows of (variant, metric, value, note). Every
-row must name a variant of the suite and a registered evaluation, so a renamed variant or
-metric cannot leave a published number silently attached to nothing.
+row must name a variant of the suite and a registered evaluation (``evaluation`` or one of its
+parts, ``evaluation/part``), so a renamed variant or metric cannot leave a published number
+silently attached to nothing.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def load(suite: str, folder: Path | None = None) -> Baselines | None:
         if row.variant not in known:
             raise UserError(f"{path}: rows.{i}.variant {row.variant!r} is not a variant of {published.suite}; "
                             f"use one of {', '.join(known)}")
-        if row.metric not in registry.evaluations:
+        if row.metric.split("/")[0] not in registry.evaluations:
             raise UserError(f"{path}: rows.{i}.metric {row.metric!r} is not a registered evaluation; "
                             "`eegbench list evaluations` shows them")
     return published

@@ -41,12 +41,12 @@ def log_run(run: Run, summary: dict, mode: str) -> None:
             for epoch in (checkpoint[1].get("history", []) if checkpoint else []):
                 wb.log({f"{stage}/{k}": v for k, v in epoch.items()}, step=step)
                 step += 1
-        for png in sorted(run.path.glob("samples/*.png")):  # image grids and reconstruction plots
-            wb.log({f"samples/{png.stem}": wandb.Image(str(png))}, step=step)
+        for png in sorted([*run.path.glob("samples/*.png"), *run.path.glob("figures/*.png")]):  # grids, plots, curves
+            wb.log({f"{png.parent.name}/{png.stem}": wandb.Image(str(png))}, step=step)
         for m in summary["metrics"]:
             key = f"{m['split']}/{m['metric']}"
             wb.summary.update({key: m["value"], f"{key}/ci_low": m["ci"][0], f"{key}/ci_high": m["ci"][1],
-                               f"{key}/chance": m["chance"]})
+                               f"{key}/chance": m["chance"], **({f"{key}/warning": m["warning"]} if m.get("warning") else {})})
             for c in m["controls"]:
                 wb.summary.update({f"{key}/control/{c['name']}": c["value"],
                                    f"{key}/control/{c['name']}/p": c["p_vs_control"]})

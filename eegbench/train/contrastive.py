@@ -1,7 +1,7 @@
 """The EEG-CLIP stage: EEG windows aligned with their recording's report text by contrastive training.
 
-Every training window is paired with its session's report (``data.text``); the windows of one
-report are all positives of each other. The text encoder is frozen (its embeddings computed once
+Every training window is paired with its session's report text; windows paired with the same
+report (one recording's windows, or several recordings of one session) are positives of each other. The text encoder is frozen (its embeddings computed once
 and cached) unless ``text_lr_ratio`` > 0, which tunes it at that fraction of the EEG learning rate.
 ``pairing: shuffled`` is the control: reports are permuted across recordings (within each split)
 before training, so nothing real is left to align and every downstream number should fall to chance.
@@ -40,7 +40,7 @@ class ContrastiveStage(Stage):
         hidden: int = Field(128, ge=1)  # projection heads' hidden width
         dropout: float = Field(0.1, ge=0, lt=1)
         loss: Literal["normalised", "authors"] = "normalised"  # authors: no L2 norm, raw scale (their code)
-        temperature: float = Field(0.07, gt=0)  # initial, learnt
+        temperature: float = Field(0.07, gt=0)  # initial, learnt (normalised loss; the authors' scale starts at 1)
         text_lr_ratio: float = Field(0.0, ge=0)  # 0 = frozen text encoder; EEG-CLIP tunes at 1e-3
         max_tokens: int = Field(256, ge=8)
         pairing: Literal["matched", "shuffled"] = "matched"
@@ -64,7 +64,8 @@ class ContrastiveStage(Stage):
                        loss=c.loss, temperature=c.temperature, text_encoder=text_encoder)
 
     def _pairs(self, data):
-        """Report index of every recording: itself, or a permutation within its split (the control)."""
+        """The recording whose report each recording is paired with: itself, or a permutation within its
+        split (the control)."""
         import numpy as np
 
         pair = np.arange(len(data.table))
@@ -96,11 +97,18 @@ class ContrastiveStage(Stage):
 
         texts = list(data.table["text"])
         pair = torch.from_numpy(self._pairs(data))
+        report = torch.from_numpy(data.table.groupby("report_path", sort=False).ngroup().to_numpy().copy())
         features = None if tuned else torch.from_numpy(text.embed(texts, cache_dir=pretrained.cache_dir))
 
         def text_of(recordings):
             ids = pair[recordings]
-            return model.embed_text(features[ids] if tuned is None else model.text_encoder([texts[i] for i in ids]))
+            if tuned is None:
+                return model.embed_text(features[ids])
+            unique, inverse = torch.unique(ids, return_inverse=True)  # each report encoded once per batch
+            return model.embed_text(model.text_encoder([texts[i] for i in unique.tolist()])[inverse])
+
+        def positive_id(recordings):
+            return report[pair[recordings]]
 
         base = [p for n, p in model.named_parameters() if not n.startswith("text_encoder.")]
         groups = [{"params": base, "lr": c.lr}]
@@ -128,12 +136,12 @@ class ContrastiveStage(Stage):
                     group["lr"] = c.lr * ratio * 0.5 * (1 + math.cos(math.pi * step / steps))
                 rec = recording[idx]
                 eeg = model.embed_eeg(torch.from_numpy(np.ascontiguousarray(data.eeg[idx])))
-                loss = contrastive_loss(model.logits(eeg, text_of(rec)), pair[rec])
+                loss = contrastive_loss(model.logits(eeg, text_of(rec)), positive_id(rec))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 losses.append(loss.item())
-            val_loss = self._val_loss(model, data, val, recording, pair, text_of)
+            val_loss = self._val_loss(model, data, val, recording, positive_id, text_of)
             history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss})
             run.log(f"{self.name}: epoch {epoch} train_loss {history[-1]['train_loss']:.4f} val_loss {val_loss:.4f}")
             if last or val_loss < best["loss"]:
@@ -147,7 +155,7 @@ class ContrastiveStage(Stage):
         run.log(f"{self.name}: kept epoch {best['epoch']} ({c.select_on}; val loss {best['loss']:.4f})")
         return model
 
-    def _val_loss(self, model, data, val, recording, pair, text_of) -> float:
+    def _val_loss(self, model, data, val, recording, positive_id, text_of) -> float:
         """Mean contrastive loss over fixed batches of validation windows."""
         import numpy as np
         import torch
@@ -164,7 +172,7 @@ class ContrastiveStage(Stage):
                     continue
                 rec = recording[idx]
                 eeg = model.embed_eeg(torch.from_numpy(np.ascontiguousarray(data.eeg[idx])))
-                losses.append(contrastive_loss(model.logits(eeg, text_of(rec)), pair[rec]).item() * len(idx))
+                losses.append(contrastive_loss(model.logits(eeg, text_of(rec)), positive_id(rec)).item() * len(idx))
         return float(np.sum(losses) / len(order))
 
     def predict(self, model, eeg) -> dict:
@@ -184,4 +192,4 @@ class ContrastiveStage(Stage):
         model.eval()
         encoder = getattr(model, "text_encoder", None) or self._frozen_text
         with torch.no_grad():
-            return model.embed_text(encoder(list(texts))).numpy()
+            return model.embed_text(torch.from_numpy(encoder.embed(list(texts)))).numpy()

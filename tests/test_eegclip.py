@@ -1,0 +1,184 @@
+"""The EEG-CLIP suite's mechanics on a tiny synthetic TUAB world: every evaluation, control and bad input.
+
+The ci-scale claims (zero-shot well above chance, probe above zero-shot, shuffled pairs at
+chance) are in test_eegclip_ci.py.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from eegbench import cli, config, registry
+from eegbench.errors import UserError
+from eegbench.evaluate.eegclip import balanced
+from eegbench.evaluate.stats import bootstrap_ci, weighted_mean
+from eegbench.models.eegclip import contrastive_loss
+from eegbench.runner import execute
+from eegbench.synthetic.tuab import TUABSpec, ensure
+
+SMALL_DEEP4 = {"final_conv_length": 2, "stride_before_pool": True, "n_filters_time": 4, "n_filters_spat": 4,
+               "n_filters_2": 8, "n_filters_3": 8, "n_filters_4": 16}
+TINY = {
+    "dataset.world.train_subjects": 16, "dataset.world.eval_subjects": 8,
+    "stages.align.encoder_args": SMALL_DEEP4, "stages.align.epochs": 2, "stages.align.batch_size": 32,
+    "evaluation_args.baselines.epochs": 1,
+    "evaluation_args.few_shot.seeds": 2,
+}
+TASKS = ("pathological", "age", "gender", "medication")
+
+
+def tiny(variant="default", **overrides):
+    return config.resolve("eegclip", scale="ci", variant=variant, overrides={**TINY, **overrides})
+
+
+@pytest.fixture(scope="module")
+def finished(cache_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    return execute(tiny(), out=out, cache_dir=cache_dir)
+
+
+def test_every_evaluation_reports_parts_with_chance_and_controls(finished):
+    metrics = {m["metric"]: m for m in finished.metrics["metrics"]}
+    expected = ([f"zero_shot/{t}" for t in TASKS] + [f"linear_probe/{t}" for t in TASKS]
+                + [f"few_shot/{t}@{p}%" for t in TASKS for p in (1, 2, 5, 10, 20, 50)]
+                + [f"retrieval/recall@{k}" for k in (1, 5, 10)]
+                + [f"baselines/{kind}/{t}" for t in TASKS for kind in ("task_deep4", "random_encoder", "irrelevant_task")])
+    assert sorted(metrics) == sorted(expected)
+    for name, m in metrics.items():
+        assert 0 <= m["ci"][0] <= m["value"] <= m["ci"][1] <= 1, name
+        assert [c["name"] for c in m["controls"]][:2] == ["shuffled_eeg", "noise_eeg"]
+        if not name.startswith("retrieval"):
+            assert m["chance"] == 0.5 and "balanced accuracy" in m["note"]
+    assert [c["name"] for c in metrics["linear_probe/age"]["controls"]] == ["shuffled_eeg", "noise_eeg", "label_permutation"]
+    assert metrics["retrieval/recall@1"]["chance"] == pytest.approx(1 / metrics["retrieval/recall@1"]["n"])
+    assert finished.metrics["skipped"] == []
+
+
+def test_run_folder_holds_curve_checkpoints_and_per_recording_scores(finished):
+    path = finished.run_dir
+    assert (path / "figures" / "few_shot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for stage in ("align", *(f"baseline_{t}" for t in TASKS)):
+        assert (path / "checkpoints" / f"{stage}.safetensors").is_file()
+    with np.load(path / "predictions" / "test.npz") as npz:
+        assert len(npz["zero_shot/pathological/real"]) == finished.metrics["metrics"][0]["n"]
+    assert "align: kept epoch 1 (last" in (path / "log.txt").read_text()
+
+
+def test_balanced_accuracy_and_its_interval():
+    from sklearn.metrics import balanced_accuracy_score
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(50) < 0.2).astype(int)
+    pred = rng.integers(0, 2, 50)
+    scored = balanced(y, pred)
+    assert weighted_mean(scored["per_trial"], scored["weights"]) == pytest.approx(balanced_accuracy_score(y, pred))
+    lo, hi = bootstrap_ci(scored["per_trial"], weights=scored["weights"])
+    assert 0 <= lo <= hi <= 1
+
+
+def test_retrieval_ranks_distinct_reports_and_counts_ties_against():
+    import pandas as pd
+
+    from eegbench.evaluate.context import EvalContext
+    from eegbench.evaluate.eegclip import RetrievalArgs, retrieval
+
+    class Data:
+        table = pd.DataFrame({"report_path": ["a", "a", "b", "c"], "text": ["x", "x", "y", "z"]})
+        recording = np.array([0, 0, 1, 2, 3])
+
+    class Stage:
+        def embed_text(self, model, texts):
+            return np.ones((len(texts), 4))  # every report ties with every other
+    ctx = EvalContext(Data(), np.arange(5), None, 0, stage=Stage())
+    out = retrieval({"embeddings": np.random.default_rng(0).normal(size=(5, 4))}, ctx, RetrievalArgs(ks=[1, 3]))["parts"]
+    assert out["recall@1"]["chance"] == pytest.approx(1 / 3) and out["recall@1"]["per_trial"].sum() == 0
+    assert out["recall@3"]["per_trial"].tolist() == [1.0] * 4
+
+
+def test_contrastive_loss_counts_windows_of_one_report_as_positives():
+    pair = torch.tensor([0, 0, 1])
+    perfect = torch.tensor([[9.0, 9.0, -9.0], [9.0, 9.0, -9.0], [-9.0, -9.0, 9.0]])
+    assert contrastive_loss(perfect, pair) < 1e-3
+    wrong = torch.tensor([[-9.0, -9.0, 9.0], [-9.0, -9.0, 9.0], [9.0, 9.0, -9.0]])
+    assert contrastive_loss(wrong, pair) > 10
+    uniform = torch.zeros(3, 3)  # each row: positives hold 2/3 (or 1/3) of the mass
+    expected = (2 * np.log(3 / 2) + np.log(3)) / 3
+    assert contrastive_loss(uniform, pair).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_shuffled_pairing_permutes_reports_within_each_split(cache_dir):
+    cfg = tiny("shuffled-pairs")
+    data = registry.datasets.get("tuab")(cfg.dataset, cache_dir).load()
+    stage = registry.stages.get("contrastive")("align", cfg.stages["align"], cfg.seed)
+    pair = stage._pairs(data)
+    split = data.table["split"].to_numpy()
+    assert (split[pair] == split).all() and (pair != np.arange(len(pair))).mean() > 0.5
+    assert np.array_equal(registry.stages.get("contrastive")("align", tiny().stages["align"], 0)._pairs(data),
+                          np.arange(len(pair)))
+
+
+def test_label_lines_and_skipped_files_reach_every_output(cache_dir, tmp_path):
+    world = ensure(TUABSpec(**tiny().dataset["world"]), cache_dir)
+    real = tmp_path / "tuab"
+    shutil.copytree(world, real, ignore=shutil.ignore_patterns("world.json", "*_date.txt"))
+    bad = sorted(real.rglob("*.edf"))[0]
+    bad.write_bytes(bad.read_bytes()[:4000])
+    cfg = tiny("label-lines", **{"evaluate": ["zero_shot"], "evaluation_args.baselines": None,
+                                 "evaluation_args.few_shot": None},
+               **{"dataset.root": str(real), "dataset.reports": str(real / "reports"), "dataset.on_bad_file": "skip"})
+    outcome = execute(cfg, out=tmp_path / "runs", cache_dir=cache_dir)
+    assert all("label-leaking" in m["warning"] for m in outcome.metrics["metrics"])
+    assert [s["path"] for s in outcome.metrics["skipped"]] == [str(bad.relative_to(real))]
+    assert f"skipped {bad.relative_to(real)}: truncated EDF" in (outcome.run_dir / "log.txt").read_text()
+
+
+def invoke(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["eegbench", *args])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    out = capsys.readouterr()
+    return exc.value.code or 0, out.out, out.err
+
+
+def test_cli_rejects_a_folder_that_is_not_tuab(monkeypatch, capsys, tmp_path):
+    (tmp_path / "data").mkdir()
+    code, _, err = invoke(monkeypatch, capsys, "run", "--suite", "eegclip", "--scale", "ci",
+                          "--data-root", str(tmp_path / "data"), "--out", str(tmp_path / "runs"))
+    assert code == 2 and "not a TUAB tree; expected" in err and "v3.0.1/edf/train" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "runs").exists()
+
+
+def test_cli_names_the_missing_text_encoder_file(monkeypatch, capsys, tmp_path):
+    from eegbench.models.text import default_folder
+
+    broken = tmp_path / "bert"
+    shutil.copytree(default_folder(), broken, ignore=shutil.ignore_patterns("model.safetensors"))
+    code, _, err = invoke(monkeypatch, capsys, "run", "--suite", "eegclip", "--scale", "ci", "--text-weights", str(broken),
+                          "--out", str(tmp_path / "runs"))
+    assert code == 2 and f"{broken / 'model.safetensors'}: file not found (weights)" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_paper_scale_names_every_missing_input(cache_dir, tmp_path):
+    with pytest.raises(UserError) as info:
+        execute(config.resolve("eegclip", scale="paper"), out=tmp_path, cache_dir=cache_dir)
+    assert "dataset.root (--data-root" in str(info.value) and "models.text (--text-weights" in str(info.value)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"evaluation_args.zero_shot.promts": {}}, r"evaluation_args\.zero_shot\.promts: unknown key; did you mean 'prompts'"),
+    ({"evaluation_args.zero_shot.prompts": {"handedness": [["a"], ["b"]]}}, r"unknown task\(s\) handedness"),
+    ({"evaluation_args.zero_shot.prompts": {"age": [["a"]]}}, r"age: give two non-empty prompt lists"),
+    ({"evaluation_args.retrieval_k": {"ks": [1]}}, r"evaluation_args\.retrieval_k: retrieval_k is not in evaluate"),
+    ({"dataset.recipe.windw": 100}, r"dataset\.recipe\.windw: unknown key; did you mean 'window'"),
+    ({"dataset.on_bad_file": "ignore"}, r"dataset\.on_bad_file: .*'fail' or 'skip'"),
+])
+def test_config_errors_name_the_key(overrides, message):
+    with pytest.raises(UserError, match=message):
+        tiny(**overrides)
