@@ -137,25 +137,22 @@ stages.register("msm", lazy="eegbench.train.msm:MSMStage",
 evaluations.register("nway_top1", lazy="eegbench.evaluate.classification:nway_top1",
                      summary="N-way top-1 accuracy of class predictions (N = the dataset's classes)")
 stages.register("contrastive", lazy="eegbench.train.contrastive:ContrastiveStage",
-                summary="EEG-CLIP: EEG encoder aligned with report text by symmetric InfoNCE; chosen on val loss")
+                summary="EEG-CLIP: EEG encoder aligned with report text by symmetric InfoNCE; last epoch or val loss")
 stages.register("generative", lazy="eegbench.train.generative:GenerativeStage",
                 summary="EEG-conditioned Stable Diffusion (DreamDiffusion): eps-MSE + CLIP alignment; chosen on val")
-for _name, _summary in (
-        ("image_nway_top1", "n-way top-1 of generated images; GT = the judge's class of the stimulus (DreamDiffusion)"),
-        ("image_nway_top1_best", "the same, best sample per trial: an oracle choice, reported apart"),
-        ("image_nway_top1_label", "n-way top-1 of generated images; GT = the dataset label"),
-        ("image_ssim_2way", "pair-wise 2-way identification of generated images by SSIM"),
-        ("image_pcc_2way", "pair-wise 2-way identification of generated images by pixel correlation")):
-    evaluations.register(_name, lazy=f"eegbench.evaluate.images:{_name}", summary=_summary)
-del _name, _summary
-for _name, _summary in (
-        ("zero_shot", "recording-level balanced accuracy of cosine to class prompts, per TUAB task (EEG-CLIP)"),
-        ("linear_probe", "logistic regression on frozen embeddings (C chosen on val), per task; label-permuted control"),
-        ("few_shot", "logistic regression on 1-50% of training subjects x seeds: a learning curve per task"),
-        ("retrieval", "EEG-to-report retrieval among the test reports: recall@1/5/10"),
-        ("baselines", "task-specific Deep4, random-init encoder and other-task encoder, per task")):
-    evaluations.register(_name, lazy=f"eegbench.evaluate.eegclip:{_name}", summary=_summary)
-del _name, _summary
+for _module, _name, _summary in (
+        ("images", "image_nway_top1", "n-way top-1 of generated images; GT = the judge's class of the stimulus (DreamDiffusion)"),
+        ("images", "image_nway_top1_best", "the same, best sample per trial: an oracle choice, reported apart"),
+        ("images", "image_nway_top1_label", "n-way top-1 of generated images; GT = the dataset label"),
+        ("images", "image_ssim_2way", "pair-wise 2-way identification of generated images by SSIM"),
+        ("images", "image_pcc_2way", "pair-wise 2-way identification of generated images by pixel correlation"),
+        ("eegclip", "zero_shot", "recording-level balanced accuracy of cosine to class prompts, per TUAB task (EEG-CLIP)"),
+        ("eegclip", "linear_probe", "logistic regression on frozen embeddings (C chosen on val), per task; label-permuted control"),
+        ("eegclip", "few_shot", "logistic regression on 1-50% of training subjects x seeds: a learning curve per task"),
+        ("eegclip", "retrieval", "EEG-to-report retrieval among the test reports: recall@1/5/10"),
+        ("eegclip", "baselines", "task-specific Deep4, random-init encoder and other-task encoder, per task")):
+    evaluations.register(_name, lazy=f"eegbench.evaluate.{_module}:{_name}", summary=_summary)
+del _module, _name, _summary
 controls.register("shuffled_eeg", lazy="eegbench.evaluate.controls:shuffled_eeg",
                   summary="test EEG permuted across trials; decoding should fall to chance")
 probes.register("block_confound", lazy="eegbench.evaluate.confound:block_confound_probe",

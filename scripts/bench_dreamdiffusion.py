@@ -39,16 +39,20 @@ def prepare(scale: str, variant: str) -> None:
         print(f"one-off: synthetic {name:<5} trained in {done['seconds']:7.1f} s  ({folder})")
 
 
-def phases(log: Path) -> list[tuple[str, float]]:
-    """Seconds between the log's landmarks: start, msm done, generate trained, finished."""
+LANDMARKS = (("start", "run "), ("msm", "msm: selected"), ("msm", "msm: 0 epochs"),
+             ("generate (train)", "generate: selected"), ("sample + score", "finished"))
+
+
+def phases(log: Path, landmarks=LANDMARKS) -> list[tuple[str, float]]:
+    """Seconds between a run log's ``(label, line prefix)`` landmarks (default: start, msm done,
+    generate trained, finished)."""
     stamps = []
     for line in log.read_text().splitlines():
         try:
             when, message = datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S"), line[20:]
         except ValueError:  # a continuation line
             continue
-        for label, prefix in (("start", "run "), ("msm", "msm: selected"), ("msm", "msm: 0 epochs"),
-                              ("generate (train)", "generate: selected"), ("sample + score", "finished")):
+        for label, prefix in landmarks:
             if message.startswith(prefix):
                 stamps.append((label, when))
     return [(label, (when - stamps[i][1]).total_seconds()) for i, (label, when) in enumerate(stamps[1:])]

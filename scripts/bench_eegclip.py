@@ -19,12 +19,13 @@ import sys
 import tempfile
 import time
 import warnings
-from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("EEGBENCH_CACHE", str(ROOT / ".cache"))
 sys.path.insert(0, str(ROOT))
+
+from bench_dreamdiffusion import phases  # noqa: E402  (scripts/ is on the path when run as a script)
 
 
 def preprocessing(scale: str) -> None:
@@ -57,16 +58,8 @@ def preprocessing(scale: str) -> None:
     print(f"  warm: {seconds[1]:6.2f} s = {n / seconds[1]:6.1f} recordings/s  ({seconds[0] / seconds[1]:.0f}x faster)")
 
 
-def phases(log: Path) -> list[tuple[str, float]]:
-    """Seconds between the log's landmarks: start, alignment trained, baselines trained, finished."""
-    stamps = []
-    for line in log.read_text().splitlines():
-        when, message = datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S"), line[20:]
-        for label, prefix in (("start", "run "), ("align (train)", "align: kept"),
-                              ("baselines (train)", "baseline_medication: selected"), ("evaluate", "finished")):
-            if message.startswith(prefix):
-                stamps.append((label, when))
-    return [(label, (when - stamps[i][1]).total_seconds()) for i, (label, when) in enumerate(stamps[1:])]
+LANDMARKS = (("start", "run "), ("align (train)", "align: kept"),
+             ("baselines (train)", "baseline_medication: selected"), ("evaluate", "finished"))
 
 
 def main() -> None:
@@ -81,7 +74,7 @@ def main() -> None:
         wall = time.perf_counter() - start
         run = next(Path(out).glob("eegclip/default/*/"))
         print(f"eegbench run --suite eegclip --scale {args.scale}: {wall:.1f} s wall (budget at ci: 180 s)")
-        for label, seconds in phases(run / "log.txt"):
+        for label, seconds in phases(run / "log.txt", LANDMARKS):
             print(f"  {label:<18} {seconds:6.1f} s")
         metrics = {m["metric"]: m for m in json.loads((run / "metrics.json").read_text())["metrics"]}
         for name in ("zero_shot/pathological", "linear_probe/pathological", "baselines/task_deep4/pathological"):

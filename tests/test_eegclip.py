@@ -7,19 +7,19 @@ chance) are in test_eegclip_ci.py.
 from __future__ import annotations
 
 import shutil
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-from eegbench import cli, config, registry
+from eegbench import config, registry
 from eegbench.errors import UserError
 from eegbench.evaluate.eegclip import balanced
 from eegbench.evaluate.stats import bootstrap_ci, weighted_mean
 from eegbench.models.eegclip import contrastive_loss
 from eegbench.runner import execute
 from eegbench.synthetic.tuab import TUABSpec, ensure
+from test_cli import invoke
 
 SMALL_DEEP4 = {"final_conv_length": 2, "stride_before_pool": True, "n_filters_time": 4, "n_filters_spat": 4,
                "n_filters_2": 8, "n_filters_3": 8, "n_filters_4": 16}
@@ -135,14 +135,6 @@ def test_label_lines_and_skipped_files_reach_every_output(cache_dir, tmp_path):
     assert all("label-leaking" in m["warning"] for m in outcome.metrics["metrics"])
     assert [s["path"] for s in outcome.metrics["skipped"]] == [str(bad.relative_to(real))]
     assert f"skipped {bad.relative_to(real)}: truncated EDF" in (outcome.run_dir / "log.txt").read_text()
-
-
-def invoke(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["eegbench", *args])
-    with pytest.raises(SystemExit) as exc:
-        cli.main()
-    out = capsys.readouterr()
-    return exc.value.code or 0, out.out, out.err
 
 
 def test_cli_rejects_a_folder_that_is_not_tuab(monkeypatch, capsys, tmp_path):

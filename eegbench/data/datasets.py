@@ -14,7 +14,27 @@ from eegbench.synthetic.imagenet_eeg import WorldSpec
 from eegbench.synthetic.tuab import TUABSpec
 
 
-class ImageNetEEG:
+class SyntheticByDefault:
+    """A dataset component whose data is the user's ``root`` or, when unset, a generated synthetic world.
+
+    Subclasses define ``Config`` (with ``root`` and ``world``), ``generate`` and ``load``.
+    """
+
+    Config: type[StrictModel]
+
+    def __init__(self, config: dict, cache_dir: Path):
+        self.config = self.Config.model_validate({k: v for k, v in config.items() if k != "name"})
+        self.cache_dir = Path(cache_dir)
+
+    def prepare(self) -> Path:
+        """The data folder: the user's ``root``, or the synthetic world (generated once, cached)."""
+        if self.config.root is not None:
+            return Path(self.config.root)
+        return self.generate(self.config.world, self.cache_dir)
+
+
+
+class ImageNetEEG(SyntheticByDefault):
     """ImageNet-EEG (Spampinato et al. 2017): the real files under ``root``, or the synthetic world."""
 
     class Config(StrictModel):
@@ -27,17 +47,11 @@ class ImageNetEEG:
         images_root: str | None = None  # folder of <wnid>/<name>.JPEG for real data
         world: WorldSpec = WorldSpec()  # the synthetic world used when root is unset
 
-    def __init__(self, config: dict, cache_dir: Path):
-        self.config = self.Config.model_validate({k: v for k, v in config.items() if k != "name"})
-        self.cache_dir = Path(cache_dir)
-
-    def prepare(self) -> Path:
-        """The data folder: the user's ``root``, or the synthetic world (generated once, cached)."""
-        if self.config.root is not None:
-            return Path(self.config.root)
+    @staticmethod
+    def generate(spec: WorldSpec, cache_dir: Path) -> Path:
         from eegbench.synthetic.imagenet_eeg import ensure
 
-        return ensure(self.config.world, self.cache_dir, progress=progress.callback("generating synthetic world"))
+        return ensure(spec, cache_dir, progress=progress.callback("generating synthetic world"))
 
     def load(self):
         """Trials of the configured subject and split file, through the real-format loader."""
@@ -49,7 +63,7 @@ class ImageNetEEG:
                     images_root=Path(c.images_root) if c.images_root else None)
 
 
-class TUAB:
+class TUAB(SyntheticByDefault):
     """TUH Abnormal EEG (TUAB) with physician reports: a real tree under ``root``, or the synthetic one."""
 
     class Config(StrictModel):
@@ -66,17 +80,11 @@ class TUAB:
         recipe: Recipe = Recipe()
         world: TUABSpec = TUABSpec()  # the synthetic world used when root is unset
 
-    def __init__(self, config: dict, cache_dir: Path):
-        self.config = self.Config.model_validate({k: v for k, v in config.items() if k != "name"})
-        self.cache_dir = Path(cache_dir)
-
-    def prepare(self) -> Path:
-        """The tree's root: the user's ``root``, or the synthetic world (generated once, cached)."""
-        if self.config.root is not None:
-            return Path(self.config.root)
+    @staticmethod
+    def generate(spec: TUABSpec, cache_dir: Path) -> Path:
         from eegbench.synthetic.tuab import ensure
 
-        return ensure(self.config.world, self.cache_dir, progress=progress.callback("generating synthetic TUAB"))
+        return ensure(spec, cache_dir, progress=progress.callback("generating synthetic TUAB"))
 
     def load(self):
         """Windows, labels and report texts of every usable recording (see ``data.tuab``)."""

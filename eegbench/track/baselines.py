@@ -2,9 +2,9 @@
 
 Each file names its source, a tag (``code``, ``data`` or ``reported``; see baselines/README.md)
 and the setting the numbers come from, and lists rows of (variant, metric, value, note). Every
-row must name a variant of the suite and a registered evaluation (``evaluation`` or one of its
-parts, ``evaluation/part``), so a renamed variant or metric cannot leave a published number
-silently attached to nothing.
+row must name a variant of the suite and a metric of a registered evaluation (``evaluation``,
+or ``evaluation/part`` for evaluations that report parts; the part itself is known only after a
+run), so a renamed variant or evaluation cannot leave a published number attached to nothing.
 """
 
 from __future__ import annotations
