@@ -200,3 +200,20 @@ def test_a_file_outside_the_layout_is_named(fixture_tree, tmp_path):
 def test_recipe_must_fit_a_window():
     with pytest.raises(ValueError, match="must span at least one 1200-sample window"):
         Recipe(start_s=60, stop_s=65)
+
+
+def test_v2_layout_with_per_session_folders(tmp_path):
+    root = tmp_path / "tuab"
+    for i, (split, status, age, sex) in enumerate((("train", "normal", 30, "M"), ("train", "abnormal", 70, "F"),
+                                                   ("eval", "abnormal", 45, "F"), ("train", "normal", 52, "M"))):
+        subject = f"0000000{i + 1}"
+        session = root / f"v2.0.0/edf/{split}/{status}/01_tcp_ar/000/{subject}/s001_2013_08_1{i}"
+        tuh_copy(FIXTURE, session / f"{subject}_s001_t000.edf", i + 1, age, sex)
+        (session / f"{subject}_s001.txt").write_text(
+            "CLINICAL HISTORY: x.\n\nMEDICATIONS: None.\n\nDESCRIPTION OF THE RECORD: Alpha.\n\n"
+            f"IMPRESSION: {status.title()} EEG.\n\nCLINICAL CORRELATION: None.\n")
+    data = _load(root, tmp_path / "cache", recipe=FIXTURE_RECIPE, version="v2.0.0", reports=None)
+    table = data.table.set_index("subject").sort_index()
+    assert list(table["age_years"]) == [30, 70, 45, 52] and list(table["pathological"]) == [0, 1, 1, 0]
+    assert list(table["split"] == "test") == [False, False, True, False]
+    assert table["text"].str.contains("IMPRESSION: Normal EEG.").tolist() == [True, False, False, True]

@@ -217,7 +217,8 @@ def _build(root: Path, version: str, edfs: list[Path], identity: dict, recipe: R
             except FileExistsError:  # another process building the same tree
                 pass
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Expected .* files but found")
+        warnings.filterwarnings("ignore", message="Expected .* files but found")  # subsets and synthetic trees
+        warnings.filterwarnings("ignore", message="Could not verify that the number of files")  # v2.0.0
         dataset = TUHAbnormal(str(mirror), version=version, preload=False, on_missing_files="warn",
                               n_jobs=min(jobs, 4)) if len(bad) < len(edfs) else None
     folder.mkdir(parents=True, exist_ok=True)
