@@ -174,3 +174,19 @@ def test_paper_scale_names_every_missing_input(cache_dir, tmp_path):
 def test_config_errors_name_the_key(overrides, message):
     with pytest.raises(UserError, match=message):
         tiny(**overrides)
+
+
+def test_tuned_text_encoder_and_authors_loss_train(cache_dir, tmp_path):
+    cfg = tiny(**{"stages.align.loss": "authors", "stages.align.text_lr_ratio": 1e-3, "stages.align.epochs": 1,
+                  "evaluate": ["zero_shot", "retrieval"], "evaluation_args.baselines": None,
+                  "evaluation_args.few_shot": None})
+    outcome = execute(cfg, out=tmp_path, cache_dir=cache_dir)
+    from safetensors.torch import load_file
+
+    from eegbench.models.text import default_folder
+
+    weights = load_file(outcome.run_dir / "checkpoints" / "align.safetensors")
+    tuned = {k: v for k, v in weights.items() if k.startswith("text_encoder.model.")}
+    original = load_file(default_folder() / "model.safetensors")
+    assert tuned and any(not torch.equal(v, original[k.removeprefix("text_encoder.model.")]) for k, v in tuned.items())
+    assert all(np.isfinite(m["value"]) for m in outcome.metrics["metrics"])
