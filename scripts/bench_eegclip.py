@@ -1,6 +1,7 @@
 """Time TUAB preprocessing (cold and warm) and ``eegbench run --suite eegclip --scale ci``.
 
-Run: ``.venv/bin/python scripts/bench_eegclip.py [--scale ci]``. The synthetic TUAB tree comes from
+Run: ``.venv/bin/python scripts/bench_eegclip.py [--scale ci]``. Also times a Deep4 training step
+with dense and with strided outputs (why ci trains strided). The synthetic TUAB tree comes from
 the cache folder (``$EEGBENCH_CACHE``, default ``.cache``); preprocessing is timed into an empty
 temporary window cache (cold: braindecode reads the tree, recordings are preprocessed in parallel)
 and then again from it (warm: no EDF opened). The run goes to a temporary store and is always fresh;
@@ -58,6 +59,31 @@ def preprocessing(scale: str) -> None:
     print(f"  warm: {seconds[1]:6.2f} s = {n / seconds[1]:6.1f} recordings/s  ({seconds[0] / seconds[1]:.0f}x faster)")
 
 
+def deep4_steps() -> None:
+    """Seconds per training step (batch 64 of 21 x 1200): dense against strided Deep4 outputs."""
+    import torch
+
+    from eegbench.models.deep4 import Deep4Encoder
+
+    ci_width = {"n_filters_time": 10, "n_filters_spat": 10, "n_filters_2": 20, "n_filters_3": 40, "n_filters_4": 80}
+    x = torch.randn(64, 21, 1200)
+    for label, width in (("paper width", {}), ("ci width", ci_width)):
+        seconds = []
+        for dense in (True, False):
+            torch.manual_seed(0)
+            model = Deep4Encoder(21, 1200, 128, final_conv_length=2, stride_before_pool=True, dense=dense, **width)
+            opt = torch.optim.AdamW(model.parameters())
+            for step in range(4):  # the first step warms up
+                start = time.perf_counter()
+                model(x).pow(2).mean().backward()
+                opt.step()
+                opt.zero_grad()
+                elapsed = time.perf_counter() - start
+            seconds.append(elapsed)
+        print(f"Deep4 train step, {label}: dense {seconds[0]:.2f} s, strided {seconds[1]:.2f} s "
+              f"({seconds[0] / seconds[1]:.1f}x)")
+
+
 LANDMARKS = (("start", "run "), ("align (train)", "align: kept"),
              ("baselines (train)", "baseline_medication: selected"), ("evaluate", "finished"))
 
@@ -67,6 +93,7 @@ def main() -> None:
     parser.add_argument("--scale", default="ci")
     args = parser.parse_args()
     preprocessing(args.scale)
+    deep4_steps()
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "eegbench.cli", "run", "--suite", "eegclip", "--scale", args.scale,

@@ -49,14 +49,15 @@ class EvalContext:
     model: object | None = None
     _memo: dict = field(default_factory=dict, repr=False)
 
-    def _memoised(self, key, compute):
+    def memoised(self, key, compute):
+        """``compute()`` once per ``key`` for this run's scoring (shared by evaluations and conditions)."""
         if key not in self._memo:
             self._memo[key] = compute()
         return self._memo[key]
 
     def outputs(self, split: str) -> dict:
         """The trained model's predictions on every trial of ``split`` (for probes fitted on train/val)."""
-        return self._memoised(("outputs", split), lambda: self.stage.predict(
+        return self.memoised(("outputs", split), lambda: self.stage.predict(
             self.model, self.data.eeg[self.data.splits[split]]))
 
     def embed_text(self, texts: list[str]) -> np.ndarray:
@@ -67,7 +68,7 @@ class EvalContext:
         """uint8 ``[trials, 3, size, size]`` stimulus images of the scored trials."""
         from eegbench.data.stimuli import load_pixels
 
-        return self._memoised(("stimuli", size), lambda: load_pixels(
+        return self.memoised(("stimuli", size), lambda: load_pixels(
             [self.data.image_path(int(i)) for i in self.trials], size))
 
     def judge_probs(self, images: np.ndarray) -> np.ndarray:
@@ -84,12 +85,12 @@ class EvalContext:
         key = ("judge", id(images))
         if key in self._memo and self._memo[key][0] is not images:  # id reused by a new array
             del self._memo[key]
-        return self._memoised(key, lambda: (images, compute()))[1]
+        return self.memoised(key, lambda: (images, compute()))[1]
 
     def judge_gt_class(self) -> np.ndarray:
         """The judge's argmax on each scored trial's stimulus (DreamDiffusion's ground truth class)."""
         size = self.pretrained.judge().image_size
-        return self._memoised("judge_gt", lambda: self.judge_probs(self.stimuli(size)[:, None])[:, 0].argmax(-1))
+        return self.memoised("judge_gt", lambda: self.judge_probs(self.stimuli(size)[:, None])[:, 0].argmax(-1))
 
     def check_stimuli(self) -> None:
         """Raise UserError naming the first missing stimulus image of the scored trials."""

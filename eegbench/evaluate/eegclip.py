@@ -17,7 +17,7 @@ from pydantic import Field, field_validator
 from eegbench.config import StrictModel
 from eegbench.data.tuab import TASKS
 from eegbench.evaluate.context import evaluation
-from eegbench.evaluate.stats import weighted_mean
+from eegbench.evaluate.stats import class_balance_weights, weighted_mean
 
 NOTE = "recording-level balanced accuracy (window outputs averaged per recording), chance 0.5"
 C_GRID = (0.01, 0.1, 1.0, 10.0)
@@ -90,7 +90,7 @@ def recording_means(values: np.ndarray, recording: np.ndarray) -> tuple[np.ndarr
 
 def balanced(y: np.ndarray, predicted: np.ndarray) -> dict:
     """Per-sample correctness and the weights (1 / class size) whose weighted mean is balanced accuracy."""
-    return {"per_trial": (predicted == y).astype(float), "weights": 1.0 / np.bincount(y, minlength=2)[y]}
+    return {"per_trial": (predicted == y).astype(float), "weights": class_balance_weights(y)}
 
 
 def task_score(window_scores: np.ndarray, recording: np.ndarray, threshold: float, data, task: str) -> dict:
@@ -172,7 +172,7 @@ def linear_probe(predictions: dict, ctx, args: ProbeArgs) -> dict:
     recording = ctx.data.recording[ctx.trials]
     parts = {}
     for task in args.tasks:
-        probes = ctx._memoised(("linear_probe", task), lambda: (
+        probes = ctx.memoised(("linear_probe", task), lambda: (
             fit_probe(features, ctx.data, ctx.data.task(task), ctx.seed),
             fit_probe(features, ctx.data, _permuted(ctx.data, task, ctx.seed), ctx.seed)))
         real, permuted = (task_score(_prob(p, predictions["embeddings"]), recording, 0.5, ctx.data, task) for p in probes)
@@ -271,7 +271,7 @@ def baselines(predictions: dict, ctx, args: BaselineArgs) -> dict:
         for kind, encoder in (("random_encoder", _task_model(ctx, args, None)[0]),
                               ("irrelevant_task", _task_model(ctx, args, args.other_task[task])[0])):
             features = {s: _features(ctx, encoder, s, args) for s in ("train", "val")}
-            probe = ctx._memoised((kind, task), lambda: fit_probe(features, ctx.data, ctx.data.task(task), ctx.seed))
+            probe = ctx.memoised((kind, task), lambda: fit_probe(features, ctx.data, ctx.data.task(task), ctx.seed))
             test = predict_logits(encoder, eeg, args.batch_size)
             parts[f"{kind}/{task}"] = {**task_score(_prob(probe, test), recording, 0.5, ctx.data, task),
                                        "note": f"{NOTE}; logistic regression on a {kind.replace('_', ' ')}"
@@ -293,11 +293,11 @@ def _task_model(ctx, args: BaselineArgs, task: str | None):
         if task is None:
             return stage.build(ctx.data.eeg.shape[1], ctx.data.eeg.shape[2], 2).eval()
         return stage.run(ctx.data, ctx.run)
-    return ctx._memoised(("task_model", task), make)
+    return ctx.memoised(("task_model", task), make)
 
 
 def _features(ctx, encoder, split: str, args: BaselineArgs) -> np.ndarray:
     from eegbench.train.supervised import predict_logits
 
-    return ctx._memoised(("features", id(encoder), split), lambda: predict_logits(
+    return ctx.memoised(("features", id(encoder), split), lambda: predict_logits(
         encoder, ctx.data.eeg[ctx.data.splits[split]], args.batch_size))

@@ -12,6 +12,12 @@ def weighted_mean(values: np.ndarray, weights: np.ndarray | None = None) -> floa
     return float(np.average(np.asarray(values, dtype=float), weights=weights))
 
 
+def class_balance_weights(y: np.ndarray) -> np.ndarray:
+    """Per-sample weights 1 / (size of the sample's class): their weighted mean of correctness is balanced accuracy."""
+    y = np.asarray(y)
+    return 1.0 / np.bincount(y)[y]
+
+
 def effective_n(n: int, weights: np.ndarray | None = None) -> float:
     """Kish's effective sample size of ``n`` weighted trials."""
     return float(n if weights is None else np.sum(weights) ** 2 / np.sum(np.square(weights)))

@@ -11,7 +11,8 @@ class Deep4Encoder(nn.Module):
     The network's final convolution produces ``out_dim`` maps; when it yields several time
     steps they are averaged, as EEG-CLIP does. ``dense`` removes the strides (braindecode's
     ``to_dense_prediction_model``) so there is one output per input shift, as in EEG-CLIP; without
-    it the outputs are a strided subset of those, about 8x cheaper to train on a CPU.
+    it the outputs are a strided subset of those, 3.5-8x cheaper to train on a CPU
+    (``scripts/bench_eegclip.py`` times both).
     """
 
     def __init__(self, n_chans: int, n_times: int, out_dim: int = 128, final_conv_length: int | str = "auto",

@@ -112,9 +112,9 @@ class SupervisedStage(Stage):
 
 def balanced_accuracy(y, predicted) -> float:
     """Mean over the classes present in ``y`` of the fraction of their samples predicted right."""
-    import numpy as np
+    from eegbench.evaluate.stats import class_balance_weights, weighted_mean
 
-    return float(np.mean([(predicted[y == k] == k).mean() for k in np.unique(y)]))
+    return weighted_mean(predicted == y, class_balance_weights(y))
 
 
 def predict_logits(model, eeg, batch_size: int = 256):
