@@ -36,6 +36,9 @@ def run(
     clip_weights: Optional[Path] = typer.Option(None, help="open_clip folder: <name>.json + checkpoint."),
     judge_weights: Optional[Path] = typer.Option(None, help="n-way judge folder: vit_h_14.pth + classes.json."),
     text_weights: Optional[Path] = typer.Option(None, help="Text encoder: a transformers BERT-type folder (e.g. ClinicalBERT)."),
+    lm_weights: Optional[Path] = typer.Option(None, help="Language model: a transformers causal LM folder (e.g. gpt2)."),
+    captioner_weights: Optional[Path] = typer.Option(None, help="Image captioner: a transformers BLIP folder "
+                                                     "(e.g. blip-image-captioning-base)."),
     on_bad_file: Optional[str] = typer.Option(None, help="fail | skip: what an unreadable recording does (TUAB)."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key, e.g. --set stages.classify.lr=1e-4."),
     seed: Optional[int] = typer.Option(None, help="Seed (default: the suite's)."),
@@ -62,7 +65,8 @@ def run(
     names = config.variants(suite) if variant == "all" else [variant]
     if data_root is not None and not data_root.is_dir():
         raise UserError(f"--data-root {data_root}: no such folder; point it at the folder holding the dataset files")
-    weights = {"sd": sd_weights, "clip": clip_weights, "judge": judge_weights, "text": text_weights}
+    weights = {"sd": sd_weights, "clip": clip_weights, "judge": judge_weights, "text": text_weights, "lm": lm_weights,
+               "captioner": captioner_weights}
     for name, folder in weights.items():
         if folder is not None and not folder.is_dir():
             raise UserError(f"--{name}-weights {folder}: no such folder; point it at the local {name} model folder")

@@ -57,6 +57,8 @@ class Models(StrictModel):
     clip: str | None = None
     judge: str | None = None
     text: str | None = None  # a transformers BERT-type folder; unset = the packaged all-MiniLM-L6-v2
+    lm: str | None = None  # a transformers causal LM folder (e.g. gpt2)
+    captioner: str | None = None  # a transformers BLIP captioning folder
     synthetic_recipe: Literal["tiny", "ci", "small"] = "ci"
 
 
@@ -297,12 +299,13 @@ def resolve(suite: str, *, variant: str = DEFAULT_VARIANT, scale: str = DEFAULT_
         body = {k: v for k, v in tree["stages"][stage_name].items() if k != "kind"}
         stages[stage_name] = {"kind": ref.kind, **validate_component(layers, ("stages", stage_name), stage_cls.Config, body)}
     last = list(stages)[-1] if stages else None
-    produces = getattr(registry.stages.get(stages[last]["kind"]), "produces", None) if last else None
+    produces = set(registry.stages.get(stages[last]["kind"])(last, stages[last], shape.seed).produces) if last else set()
     for i, name in enumerate(shape.evaluate):
-        reads = getattr(_known(layers, ("evaluate", i), registry.evaluations, name), "reads", None)
-        if last and reads and reads != produces:
-            raise _fail(layers, ("evaluate", i), f"{name} scores {reads}, but the last stage {last!r} predicts "
-                        f"{produces or 'nothing'}; pick evaluations for it (`eegbench list evaluations`) or add a stage")
+        reads = set(getattr(_known(layers, ("evaluate", i), registry.evaluations, name), "reads", ()))
+        if last and not reads <= produces:
+            raise _fail(layers, ("evaluate", i), f"{name} scores {' and '.join(sorted(reads))}, but the last stage {last!r} "
+                        f"predicts {' and '.join(sorted(produces)) or 'nothing'}; pick evaluations for it "
+                        "(`eegbench list evaluations`) or add a stage")
     for name in shape.evaluation_args:
         if name not in shape.evaluate:
             raise _fail(layers, ("evaluation_args", name), f"{name} is not in evaluate: {shape.evaluate}; remove it or add it there")

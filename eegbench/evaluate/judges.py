@@ -9,6 +9,9 @@
   ``*.pth`` or ``*.bin``) and optionally ``tokenizer/`` (a Hugging Face tokenizer folder; without
   it the config's own open_clip tokenizer is used).
 - ``clip_image_embeddings``: L2-normalised image embeddings, computed once and cached as ``.npy``.
+- ``load_captioner(folder)``: an image captioner, ``caption(images) -> list[str]``: the synthetic
+  CLIP-retrieval captioner made by ``synthetic.foundation`` (``captioner.json``, ``captions.json``,
+  ``clip/``) or a transformers BLIP captioning folder (e.g. blip-image-captioning-base).
 """
 
 from __future__ import annotations
@@ -28,9 +31,16 @@ JUDGE_WEIGHTS = "model.safetensors"
 VIT_H_WEIGHTS = "vit_h_14.pth"
 CLASSES_FILE = "classes.json"
 CLIP_WEIGHTS = "open_clip_model.safetensors"
+CAPTIONER_CONFIG = "captioner.json"
+CAPTION_BANK = "captions.json"
+RETRIEVAL_CAPTIONER = "eegbench-clip-retrieval"
+BLIP_FILES = {"config": ("config.json",), "image processor": ("preprocessor_config.json",),
+              "weights": ("model.safetensors",), "tokenizer": ("tokenizer.json", "vocab.txt")}
 _CLIP_KEYS = ("embed_dim", "vision_cfg", "text_cfg")
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 _FIX_CLIP = "pass a folder holding an open_clip model config <name>.json and its checkpoint"
+_FIX_CAPTIONER = ("pass a transformers BLIP captioning folder (config.json, preprocessor_config.json, model.safetensors, "
+                  f"tokenizer), e.g. blip-image-captioning-base, or the synthetic captioner ({CAPTIONER_CONFIG})")
 _FIX_JUDGE = (f"pass the judge folder made by synthetic.foundation.ensure_foundation ({JUDGE_CONFIG} + {JUDGE_WEIGHTS}) "
               f"or a folder holding {VIT_H_WEIGHTS} (torchvision vit_h_14 state dict) + {CLASSES_FILE}")
 
@@ -270,3 +280,116 @@ def clip_image_embeddings(model, preprocess, image_paths: Sequence[Path], cache_
     atomic_write_bytes(cache_file, buf.getvalue())
     atomic_write_text(key_file, key)
     return out
+
+
+def clip_text_embeddings(model, tokenizer, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+    """[N, D] float32 unit-norm CLIP text embeddings of ``texts``."""
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        chunks = [torch.nn.functional.normalize(model.encode_text(tokenizer(list(texts[i:i + batch_size]))).float(), dim=-1)
+                  for i in range(0, len(texts), batch_size)]
+    return torch.cat(chunks).numpy() if chunks else np.zeros((0, model.text_projection.shape[1]), np.float32)
+
+
+def check_captioner_folder(folder: Path) -> str:
+    """``"retrieval"`` or ``"blip"``: which captioner ``folder`` holds; UserError naming the first missing file."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: captioner folder not found; {_FIX_CAPTIONER}")
+    if (folder / CAPTIONER_CONFIG).is_file():
+        if not (folder / CAPTION_BANK).is_file():
+            raise UserError(f"{folder / CAPTION_BANK}: file not found; delete {folder} and rerun ensure_foundation")
+        check_clip_folder(folder / "clip")
+        return "retrieval"
+    for what, options in BLIP_FILES.items():
+        if not any((folder / o).is_file() for o in options):
+            nor = f" (nor {CAPTIONER_CONFIG})" if what == "config" else f" ({what})"
+            raise UserError(f"{folder / options[0]}: file not found{nor}; {_FIX_CAPTIONER}")
+    if _read_json(folder / "config.json", _FIX_CAPTIONER).get("model_type") != "blip":
+        raise UserError(f"{folder / 'config.json'}: model_type is not \"blip\"; {_FIX_CAPTIONER}")
+    return "blip"
+
+
+def load_captioner(folder: Path):
+    """The captioner in ``folder`` (``ClipRetrievalCaptioner`` or ``BlipCaptioner``), frozen, on the CPU."""
+    kind = check_captioner_folder(folder)
+    return ClipRetrievalCaptioner(Path(folder)) if kind == "retrieval" else BlipCaptioner(Path(folder))
+
+
+def _pil_images(images: np.ndarray) -> list:
+    """PIL RGB images of a uint8 array [N, 3, H, W]."""
+    from PIL import Image
+
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images: expected a uint8 array [N, 3, H, W], got {images.dtype} {images.shape}")
+    return [Image.fromarray(np.ascontiguousarray(img.transpose(1, 2, 0))) for img in images]
+
+
+class ClipRetrievalCaptioner:
+    """Captions an image with the bank caption whose CLIP text embedding is nearest its CLIP image embedding."""
+
+    def __init__(self, folder: Path, batch_size: int = 256):
+        folder = self.folder = Path(folder)
+        self.batch_size = batch_size
+        rebuild = f"delete {folder} and rerun ensure_foundation"
+        config = _read_json(folder / CAPTIONER_CONFIG, rebuild)
+        if not isinstance(config, dict) or config.get("architecture") != RETRIEVAL_CAPTIONER:
+            raise UserError(f"{folder / CAPTIONER_CONFIG}: architecture is not {RETRIEVAL_CAPTIONER!r}; {rebuild}")
+        self.bank = _read_json(folder / CAPTION_BANK, rebuild)
+        if not isinstance(self.bank, list) or not self.bank or not all(isinstance(c, str) for c in self.bank):
+            raise UserError(f"{folder / CAPTION_BANK}: expected a non-empty JSON list of captions; {rebuild}")
+        self.model, self.preprocess, tokenizer = load_clip(folder / "clip")
+        self.model.requires_grad_(False)
+        self.bank_embeddings = clip_text_embeddings(self.model, tokenizer, self.bank)
+
+    def caption(self, images: np.ndarray) -> list[str]:
+        """One bank caption per image of the uint8 array [N, 3, H, W]."""
+        import torch
+
+        pil = _pil_images(images)
+        device = next(self.model.parameters()).device
+        out: list[str] = []
+        with torch.no_grad():
+            for start in range(0, len(pil), self.batch_size):
+                x = torch.stack([self.preprocess(img) for img in pil[start: start + self.batch_size]]).to(device)
+                emb = torch.nn.functional.normalize(self.model.encode_image(x).float(), dim=-1).cpu().numpy()
+                out += [self.bank[i] for i in (emb @ self.bank_embeddings.T).argmax(1)]
+        return out
+
+
+class BlipCaptioner:
+    """A transformers BLIP captioning model: greedy captions of at most ``max_new_tokens`` tokens."""
+
+    def __init__(self, folder: Path, batch_size: int = 16, max_new_tokens: int = 30):
+        import torch
+        import transformers
+        from transformers import BlipForConditionalGeneration, BlipProcessor
+
+        transformers.utils.logging.set_verbosity_error()  # loading bars would bury eegbench's output
+        transformers.utils.logging.disable_progress_bar()
+        self.folder, self.batch_size, self.max_new_tokens = Path(folder), batch_size, max_new_tokens
+        try:
+            self.processor = BlipProcessor.from_pretrained(folder, local_files_only=True)
+            self.model = BlipForConditionalGeneration.from_pretrained(folder, local_files_only=True, use_safetensors=True,
+                                                                      dtype=torch.float32)
+        except Exception as e:  # transformers raises many types for a damaged folder
+            detail = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+            raise UserError(f"{folder}: cannot load as a BLIP captioner ({detail}); {_FIX_CAPTIONER}") from None
+        self.model.eval().requires_grad_(False)
+
+    def caption(self, images: np.ndarray) -> list[str]:
+        """One generated caption per image of the uint8 array [N, 3, H, W]."""
+        import torch
+
+        pil = _pil_images(images)
+        device = next(self.model.parameters()).device
+        out: list[str] = []
+        with torch.no_grad():
+            for start in range(0, len(pil), self.batch_size):
+                inputs = self.processor(images=pil[start: start + self.batch_size], return_tensors="pt").to(device)
+                ids = self.model.generate(pixel_values=inputs.pixel_values, max_new_tokens=self.max_new_tokens)
+                out += [text.strip() for text in self.processor.batch_decode(ids, skip_special_tokens=True)]
+        return out

@@ -1,10 +1,10 @@
 """The pretrained models a run uses: which local folders, checked before any work, loaded once.
 
 A run names folders in its ``models`` section (``--sd-weights``, ``--clip-weights``,
-``--judge-weights``). A folder left unset is taken from the synthetic world's own models
-(``synthetic.foundation.ensure_foundation``) when the run's data is a synthetic world and the
-suite allows it; otherwise the run stops before writing anything, with one line naming every
-missing input and the flag that supplies it.
+``--judge-weights``, ``--text-weights``, ``--lm-weights``, ``--captioner-weights``). A folder left
+unset is taken from the synthetic world's own models (``synthetic.foundation.ensure_foundation``)
+when the run's data is a synthetic world and the suite allows it; otherwise the run stops before
+writing anything, with one line naming every missing input and the flag that supplies it.
 """
 
 from __future__ import annotations
@@ -16,12 +16,15 @@ from typing import Callable
 from eegbench import progress
 from eegbench.errors import UserError
 
-FLAGS = {"sd": "--sd-weights", "clip": "--clip-weights", "judge": "--judge-weights", "text": "--text-weights"}
+FLAGS = {"sd": "--sd-weights", "clip": "--clip-weights", "judge": "--judge-weights", "text": "--text-weights",
+         "lm": "--lm-weights", "captioner": "--captioner-weights"}
 WHAT = {
     "sd": "a diffusers Stable Diffusion folder, e.g. stable-diffusion-v1-5",
     "clip": "an open_clip folder: <name>.json + checkpoint, e.g. ViT-L-14",
     "judge": "a folder with vit_h_14.pth + classes.json",
     "text": "a transformers BERT-type folder (config.json, tokenizer, model.safetensors), e.g. ClinicalBERT",
+    "lm": "a transformers causal LM folder (config.json, tokenizer, model.safetensors), e.g. gpt2 or Mistral-7B",
+    "captioner": "a transformers BLIP captioning folder, e.g. blip-image-captioning-base",
 }
 # What StableDiffusionPipeline.from_pretrained reads; weights only as safetensors (nothing is unpickled).
 SD_FILES = {
@@ -49,7 +52,7 @@ def check_sd_folder(folder: Path) -> None:
 
 
 def resolve_folders(cfg, data_folder: Callable[[], Path], needed: set[str], cache_dir: Path) -> dict[str, Path]:
-    """Folders of the ``needed`` models (a subset of sd, clip, judge, text) for run config ``cfg``.
+    """Folders of the ``needed`` models (a subset of ``FLAGS``) for run config ``cfg``.
 
     ``data_folder()`` gives the dataset's folder (generating a synthetic world if that is the data);
     it is called only when a folder has to come from the synthetic world. An unset text encoder is
@@ -74,14 +77,15 @@ def resolve_folders(cfg, data_folder: Callable[[], Path], needed: set[str], cach
                             + "; ".join(f"models.{name} ({FLAGS[name]} DIR: {WHAT[name]})" for name in missing))
         from eegbench.synthetic.foundation import ensure_foundation
 
-        made = ensure_foundation(world, cache_dir, scale=cfg.models["synthetic_recipe"],
-                                 progress=progress.callback("training the synthetic world's SD, CLIP and judge"))
-        folders |= {name: made[name] for name in missing}
-    from eegbench.evaluate.judges import check_clip_folder, check_judge_folder
+        label = ", ".join(missing)
+        folders |= ensure_foundation(world, cache_dir, scale=cfg.models["synthetic_recipe"], names=tuple(missing),
+                                     progress=progress.callback(f"building the synthetic world's {label}"))
+    from eegbench.evaluate.judges import check_captioner_folder, check_clip_folder, check_judge_folder
+    from eegbench.models.lm import check_lm_folder
     from eegbench.models.text import check_text_folder
 
     for name, check in (("sd", check_sd_folder), ("clip", check_clip_folder), ("judge", check_judge_folder),
-                        ("text", check_text_folder)):
+                        ("text", check_text_folder), ("lm", check_lm_folder), ("captioner", check_captioner_folder)):
         if name in folders:
             check(folders[name])
     return folders
@@ -112,6 +116,16 @@ class Pretrained:
 
         return self._get("clip", load_clip)
 
+    def clip_image_embeddings(self, paths) -> np.ndarray:
+        """[N, D] unit CLIP image embeddings of the images at ``paths``, cached per (CLIP folder, image list)."""
+        import hashlib
+
+        from eegbench.evaluate.judges import clip_image_embeddings
+
+        model, preprocess, _ = self.clip()
+        digest = hashlib.sha256("\n".join(map(str, [self.folders["clip"], *paths])).encode()).hexdigest()[:16]
+        return clip_image_embeddings(model, preprocess, paths, self.cache_dir / "embeddings" / f"clip-{digest}.npy")
+
     def judge(self):
         """The n-way judge classifier."""
         from eegbench.evaluate.judges import load_judge
@@ -123,6 +137,18 @@ class Pretrained:
         from eegbench.models.text import TextEncoder
 
         return self._get("text", lambda folder: TextEncoder(folder).requires_grad_(False).eval())
+
+    def lm(self):
+        """``(model, tokenizer)`` of the causal language model, frozen (``models.lm.load_lm``)."""
+        from eegbench.models.lm import load_lm
+
+        return self._get("lm", load_lm)
+
+    def captioner(self):
+        """The image captioner: ``caption(images) -> list[str]`` (``evaluate.judges.load_captioner``)."""
+        from eegbench.evaluate.judges import load_captioner
+
+        return self._get("captioner", load_captioner)
 
 
 def load_sd(folder: Path):

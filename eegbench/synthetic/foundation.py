@@ -1,11 +1,12 @@
-"""Tiny pretrained models of a synthetic ImageNet-EEG world: text-to-image LDM, CLIP and judge.
+"""Tiny pretrained models of a synthetic ImageNet-EEG world: text-to-image LDM, CLIP, judge, LM, captioner.
 
 A real DreamDiffusion run loads Stable Diffusion v1.5, CLIP ViT-L/14 and a torchvision ViT-H/14
-judge from local folders. For a synthetic world, ``ensure_foundation`` trains tiny counterparts
-once, on the world's TRAIN-split images and captions only (validation and test stimuli stay
-unseen), caches them under ``cache_dir/foundation/images-<image key>-<scale>-<version>/`` (worlds that
-differ only in their EEG share them) and writes them in
-the real formats, so that they load through the same calls:
+judge from local folders; text decoding loads a causal LM (e.g. GPT-2) and a BLIP captioner. For a
+synthetic world, ``ensure_foundation`` builds tiny counterparts of the models asked for (and of
+those they need) once, on the world's TRAIN-split images and captions only (validation and test
+stimuli stay unseen), caches them under ``cache_dir/foundation/images-<image key>-<scale>-<version>/``
+(worlds that differ only in their EEG share them) and writes them in the real formats, so that
+they load through the same calls:
 
 - ``clip/``: an open_clip model config ``<name>.json`` (the name is a hash of the config, so
   worlds never collide in open_clip's registry), ``open_clip_model.safetensors`` and
@@ -16,12 +17,19 @@ the real formats, so that they load through the same calls:
   SD v1.5 keeps OpenAI CLIP's), ``tokenizer`` (the CLIP one), ``scheduler`` (DDIM, SD v1.5 betas).
 - ``judge/``: a small CNN classifier (``config.json`` + ``model.safetensors``). Load with
   ``evaluate.judges.load_judge``.
+- ``lm/``: a tiny GPT-2 (``GPT2LMHeadModel``, ``model.safetensors``) and a byte-level BPE tokenizer
+  learned on the captions, ``<|endoftext|>`` its bos, eos and pad token; it models
+  ``<|endoftext|> caption <|endoftext|>``. Load with ``models.lm.load_lm`` (or transformers' Auto classes).
+- ``captioner/``: a CLIP-retrieval captioner, no training: ``captioner.json``, ``captions.json``
+  (the caption bank: the train captions and their mirrors) and ``clip/`` (a copy of ``clip/``); an
+  image's caption is the bank caption nearest it in CLIP space. Load with ``evaluate.judges.load_captioner``.
 
-Each model is built in a temporary sibling folder, finished with ``done.json`` (seconds taken,
-final loss, recipe) and renamed into place; a folder holding ``done.json`` is never retrained.
-Training is deterministic given the recipe's seed (same torch version and thread count). Images
-are rendered at ``Recipe.image_size`` from the world's files with a box filter; every training
-set is doubled by mirroring images left-right, with "left" and "right" swapped in the captions.
+``sd`` and ``captioner`` need ``clip``. Each model is built in a temporary sibling folder,
+finished with ``done.json`` (seconds taken, final loss, recipe) and renamed into place; a folder
+holding ``done.json`` is never rebuilt. Training is deterministic given the recipe's seed (same
+torch version and thread count). Images are rendered at ``Recipe.image_size`` from the world's
+files with a box filter; every training set is doubled by mirroring images left-right, with
+"left" and "right" swapped in the captions.
 """
 
 from __future__ import annotations
@@ -54,6 +62,10 @@ JUDGE_CHANNELS = (32, 64, 128)
 UNET_CHANNELS = (32, 64, 64)
 LATENT_CHANNELS = 4
 SOT, EOT = "<|startoftext|>", "<|endoftext|>"
+LM_WIDTH, LM_LAYERS, LM_HEADS, LM_POSITIONS = 64, 2, 4, 64
+LM_VOCAB = 1000  # target size of the LM's byte-level BPE vocabulary (captions may saturate it earlier)
+BUILD_ORDER = ("judge", "clip", "sd", "lm", "captioner")  # each model after those it needs
+NEEDS = {"sd": ("clip",), "captioner": ("clip",)}
 Progress = Callable[[int, int], None] | None
 
 
@@ -68,6 +80,8 @@ class Recipe(BaseModel):
     judge_batch: int = 64
     clip_steps: int = 300
     clip_batch: int = 64
+    lm_steps: int = 600
+    lm_batch: int = 64
     vae_steps: int = 800
     vae_lr: float = 2e-3
     unet_steps: int = 2400
@@ -82,7 +96,8 @@ class Recipe(BaseModel):
 # (8x8x4 latent, 0.09 s/UNet step); the judge scores 62% on images generated from held-out captions
 # with guidance 3 (45% with guidance 1; chance 10%). tiny: a few steps, for tests. small: unmeasured.
 RECIPES: dict[str, Recipe] = {
-    "tiny": Recipe(judge_steps=2, judge_batch=8, clip_steps=2, clip_batch=8, vae_steps=2, unet_steps=2, batch=4, warmup=1),
+    "tiny": Recipe(judge_steps=2, judge_batch=8, clip_steps=2, clip_batch=8, lm_steps=2, lm_batch=8, vae_steps=2,
+                   unet_steps=2, batch=4, warmup=1),
     "ci": Recipe(),
     "small": Recipe(vae_steps=1600, unet_steps=8000),
 }
@@ -414,10 +429,98 @@ def train_sd(world_root: Path, recipe: Recipe, out: Path, clip_folder: Path, pro
             "latent_shape": list(latents.shape[1:]), "train_pairs": len(captions)}
 
 
+# language model ---------------------------------------------------------------------------------
+
+def build_lm_tokenizer(captions: list[str], out: Path):
+    """A GPT-2-style byte-level BPE tokenizer learned on ``captions``, ``<|endoftext|>`` as bos/eos/pad; saved to ``out``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=LM_VOCAB, min_frequency=2, special_tokens=[EOT], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator(sorted(set(captions)), trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=EOT, eos_token=EOT, pad_token=EOT,
+                                        unk_token=EOT, model_max_length=LM_POSITIONS)
+    tokenizer.save_pretrained(out)
+    return tokenizer
+
+
+def _lm_batches(tokenizer, captions: list[str]):
+    """``(ids, mask)`` [N, L] of ``<|endoftext|> caption <|endoftext|>``, right-padded; mask 0 on padding."""
+    import torch
+
+    eot = tokenizer.eos_token_id
+    rows = [[eot, *tokenizer(c, add_special_tokens=False).input_ids, eot][:LM_POSITIONS] for c in captions]
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), eot)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, :len(row)], mask[i, :len(row)] = torch.tensor(row), 1
+    return ids, mask
+
+
+def train_lm(world_root: Path, recipe: Recipe, out: Path, progress: Progress = None) -> dict:
+    """Train the tiny GPT-2 on the world's train captions (and their mirrors); save it with its tokenizer."""
+    import torch
+    import transformers
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    transformers.utils.logging.set_verbosity_error()  # its saving bars would bury eegbench's output
+    transformers.utils.logging.disable_progress_bar()
+    out = Path(out)
+    data = world_images(world_root, ("train",), recipe.image_size)
+    captions = data.captions + [mirror_caption(c) for c in data.captions]
+    tokenizer = build_lm_tokenizer(captions, out)
+    ids, mask = _lm_batches(tokenizer, captions)
+    eot = tokenizer.eos_token_id
+    torch.manual_seed(recipe.seed)
+    g = torch.Generator().manual_seed(recipe.seed)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_embd=LM_WIDTH, n_layer=LM_LAYERS, n_head=LM_HEADS,
+                                       n_positions=LM_POSITIONS, bos_token_id=eot, eos_token_id=eot, pad_token_id=eot))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.01)
+    scheduler = _schedule(optimizer, recipe.warmup, recipe.lm_steps)
+    model.train()
+    loss = float("nan")
+    for step in range(recipe.lm_steps):
+        idx = torch.randint(len(ids), (recipe.lm_batch,), generator=g)
+        labels = ids[idx].masked_fill(mask[idx] == 0, -100)
+        loss = _step(model(input_ids=ids[idx], attention_mask=mask[idx], labels=labels).loss, model, optimizer, scheduler)
+        if progress:
+            progress(step + 1, recipe.lm_steps)
+    model.eval()
+    model.save_pretrained(out, safe_serialization=True)
+    return {"final_loss": loss, "train_captions": len(captions), "vocab_size": len(tokenizer)}
+
+
+# captioner --------------------------------------------------------------------------------------
+
+def build_captioner(world_root: Path, recipe: Recipe, out: Path, clip_folder: Path, progress: Progress = None) -> dict:
+    """The CLIP-retrieval captioner: ``clip_folder``'s CLIP and a bank of the unique train captions and their mirrors."""
+    from eegbench.evaluate.judges import CAPTION_BANK, CAPTIONER_CONFIG, RETRIEVAL_CAPTIONER
+
+    out = Path(out)
+    data = world_images(world_root, ("train",), recipe.image_size)
+    bank = sorted(set(data.captions) | {mirror_caption(c) for c in data.captions})
+    shutil.copytree(clip_folder, out / "clip", ignore=shutil.ignore_patterns(DONE), dirs_exist_ok=True)
+    (out / CAPTION_BANK).write_text(json.dumps(bank, indent=0))
+    (out / CAPTIONER_CONFIG).write_text(json.dumps({"architecture": RETRIEVAL_CAPTIONER, "bank_size": len(bank)}))
+    return {"bank_size": len(bank)}
+
+
 # cache ------------------------------------------------------------------------------------------
 
-def ensure_foundation(world_root: Path, cache_dir: Path, *, scale: str = "ci", progress: Progress = None) -> dict[str, Path]:
-    """Folders ``{"sd", "clip", "judge"}`` of the world's foundation models, training what is missing."""
+def ensure_foundation(world_root: Path, cache_dir: Path, *, scale: str = "ci", progress: Progress = None,
+                      names: tuple[str, ...] = ("sd", "clip", "judge")) -> dict[str, Path]:
+    """Folders of the world's foundation models ``names`` (of judge, clip, sd, lm, captioner), building what is missing.
+
+    A model's dependencies are built too (``sd`` and ``captioner`` need ``clip``); only ``names`` are returned.
+    """
+    unknown = [name for name in names if name not in BUILD_ORDER]
+    if unknown:
+        raise UserError(f"foundation model {unknown[0]!r}: unknown; pass names from {', '.join(BUILD_ORDER)}")
     if scale not in RECIPES:
         raise UserError(f"scale {scale!r}: no foundation recipe for it; pass one of {', '.join(RECIPES)}")
     recipe = RECIPES[scale]
@@ -429,18 +532,21 @@ def ensure_foundation(world_root: Path, cache_dir: Path, *, scale: str = "ci", p
     spec = WorldSpec.model_validate(json.loads((world_root / "world.json").read_text())["spec"])
     # keyed by the images alone: worlds that differ only in their EEG (snr, subjects, drift) share models
     root = Path(cache_dir) / "foundation" / f"images-{spec.image_key()}-{scale}-{FOUNDATION_VERSION}"
-    folders = {name: root / name for name in ("sd", "clip", "judge")}
-    steps = {"judge": recipe.judge_steps, "clip": recipe.clip_steps, "sd": recipe.vae_steps + recipe.unet_steps}
-    todo = [name for name in ("judge", "clip", "sd") if not (folders[name] / DONE).is_file()]
+    folders = {name: root / name for name in BUILD_ORDER}
+    wanted = set(names) | {dep for name in names for dep in NEEDS.get(name, ())}
+    steps = {"judge": recipe.judge_steps, "clip": recipe.clip_steps, "sd": recipe.vae_steps + recipe.unet_steps,
+             "lm": recipe.lm_steps, "captioner": 0}
+    todo = [name for name in BUILD_ORDER if name in wanted and not (folders[name] / DONE).is_file()]
     total, offset = sum(steps[name] for name in todo), 0
     for name in todo:
         report = (lambda done, _, base=offset: progress(base + done, total)) if progress else None
-        train = {"judge": train_judge, "clip": train_clip, "sd": partial(train_sd, clip_folder=folders["clip"])}[name]
-        _build(folders[name], lambda tmp: train(world_root, recipe, tmp, progress=report),
+        build = {"judge": train_judge, "clip": train_clip, "sd": partial(train_sd, clip_folder=folders["clip"]),
+                 "lm": train_lm, "captioner": partial(build_captioner, clip_folder=folders["clip"])}[name]
+        _build(folders[name], lambda tmp: build(world_root, recipe, tmp, progress=report),
                {"model": name, "world": world_root.name, "scale": scale, "version": FOUNDATION_VERSION,
                 "recipe": recipe.model_dump()})
         offset += steps[name]
-    return folders
+    return {name: folders[name] for name in names}
 
 
 def _build(folder: Path, build: Callable[[Path], dict], meta: dict) -> None:
