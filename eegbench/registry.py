@@ -139,7 +139,9 @@ evaluations.register("nway_top1", lazy="eegbench.evaluate.classification:nway_to
 stages.register("contrastive", lazy="eegbench.train.contrastive:ContrastiveStage",
                 summary="EEG-CLIP: EEG encoder aligned with report text by symmetric InfoNCE; last epoch or val loss")
 stages.register("generative", lazy="eegbench.train.generative:GenerativeStage",
-                summary="EEG-conditioned Stable Diffusion (DreamDiffusion): eps-MSE + CLIP alignment; chosen on val")
+                summary="one EEG encoder, an SD image head (DreamDiffusion) and/or a text head, trained jointly; chosen on val")
+stages.register("projector", lazy="eegbench.train.projector:ProjectorStage",
+                summary="Thought2Text: a frozen LM reading one projected embedding (CLIP phase, then EEG); chosen on val")
 for _module, _name, _summary in (
         ("images", "image_nway_top1", "n-way top-1 of generated images; GT = the judge's class of the stimulus (DreamDiffusion)"),
         ("images", "image_nway_top1_best", "the same, best sample per trial: an oracle choice, reported apart"),
@@ -150,7 +152,13 @@ for _module, _name, _summary in (
         ("eegclip", "linear_probe", "logistic regression on frozen embeddings (C chosen on val), per task; label-permuted control"),
         ("eegclip", "few_shot", "logistic regression on 1-50% of training subjects x seeds: a learning curve per task"),
         ("eegclip", "retrieval", "EEG-to-report retrieval among the test reports: recall@1/5/10"),
-        ("eegclip", "baselines", "task-specific Deep4, random-init encoder and other-task encoder, per task")):
+        ("eegclip", "baselines", "task-specific Deep4, random-init encoder and other-task encoder, per task"),
+        ("text", "text_bleu", "sentence BLEU-1..4 of generated text against the stimulus caption"),
+        ("text", "text_rouge", "sentence ROUGE-1, ROUGE-2 and ROUGE-L F1 of generated text against the stimulus caption"),
+        ("text", "text_similarity", "MiniLM sentence-embedding cosine of generated text and the stimulus caption"),
+        ("text", "clipscore_stimulus", "CLIPScore of the stimulus image and the generated text"),
+        ("text", "clipscore_generated", "CLIPScore of the generated image and the generated text of a trial"),
+        ("text", "image_text_consistency", "MiniLM cosine of the captioner's caption of the generated image and the generated text")):
     evaluations.register(_name, lazy=f"eegbench.evaluate.{_module}:{_name}", summary=_summary)
 del _module, _name, _summary
 controls.register("shuffled_eeg", lazy="eegbench.evaluate.controls:shuffled_eeg",
@@ -159,6 +167,8 @@ probes.register("block_confound", lazy="eegbench.evaluate.confound:block_confoun
                 summary="classifier on slow (< 2 Hz) content only; above chance = block-design confound")
 controls.register("noise_eeg", lazy="eegbench.evaluate.controls:noise_eeg",
                   summary="Gaussian noise with the test EEG's channel statistics in place of EEG")
+controls.register("prior_only", lazy="eegbench.evaluate.controls:prior_only",
+                  summary="the text head trained and run without EEG (constant input): the language prior alone")
 
 
 def suite_dirs() -> list[Path]:

@@ -58,7 +58,7 @@ def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False, w
     pretrained = Pretrained(resolve_folders(cfg, dataset.prepare, needed, cache_dir), cache_dir) if needed else None
     data = dataset.load()
     ctx = EvalContext(data, data.splits["test"], pretrained, cfg.seed)
-    precheck(stages, evaluations, pretrained, data, ctx)
+    precheck(stages, evaluations, pretrained, data, ctx, cfg.controls)
 
     if force and path.exists():
         shutil.rmtree(path)
@@ -76,13 +76,19 @@ def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False, w
             model = stage.run(data, run, model, pretrained)
 
         ctx.run, ctx.stage, ctx.model = run, stages[-1], model
-        metrics = score(cfg, stages[-1], model, data, run, ctx, evaluations)
-        for record in metrics:
-            for warning in getattr(data, "warnings", []):
-                record["warning"] = "; ".join(filter(None, (record.get("warning"), warning)))
-        summary = {"run_id": cfg.hash(), "suite": cfg.suite, "variant": cfg.variant, "scale": cfg.scale,
-                   "seed": cfg.seed, "path": str(path), "config": cfg.model_dump(), "metrics": metrics,
-                   "skipped": getattr(data, "skipped", [])}
+
+        def summarise(metrics: list[dict], status: str) -> dict:
+            for record in metrics:
+                for warning in getattr(data, "warnings", []):
+                    if warning not in (record.get("warning") or ""):
+                        record["warning"] = "; ".join(filter(None, (record.get("warning"), warning)))
+            return {"run_id": cfg.hash(), "suite": cfg.suite, "variant": cfg.variant, "scale": cfg.scale,
+                    "seed": cfg.seed, "path": str(path), "config": cfg.model_dump(), "status": status,
+                    "metrics": metrics, "skipped": getattr(data, "skipped", [])}
+
+        metrics = score(cfg, stages[-1], model, data, run, ctx, evaluations,
+                        on_metrics=lambda done: run.write_json("metrics.json", summarise(done, RUNNING)))
+        summary = summarise(metrics, FINISHED)
         run.write_json("metrics.json", summary)
         run.write_json("run.json", {"status": FINISHED, "run_id": cfg.hash()})
         Index(Path(out) / "index.sqlite").record(summary)
@@ -95,7 +101,8 @@ def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False, w
         raise
 
 
-def precheck(stages: list, evaluations: dict, pretrained: Pretrained | None, data, ctx: EvalContext) -> None:
+def precheck(stages: list, evaluations: dict, pretrained: Pretrained | None, data, ctx: EvalContext,
+             controls: list[str]) -> None:
     """Everything that can be checked before training: load each pretrained model (a corrupt file fails
     now, not after hours of training), then each stage's and evaluation's own ``precheck``."""
     for name in sorted(pretrained.folders if pretrained else ()):
@@ -106,38 +113,60 @@ def precheck(stages: list, evaluations: dict, pretrained: Pretrained | None, dat
     for evaluate in evaluations.values():
         if hasattr(evaluate, "precheck"):
             evaluate.precheck(ctx)
+    for name in controls:
+        if getattr(registry.controls.get(name), "model_control", False) and not hasattr(stages[-1], "prior_predictions"):
+            raise UserError(f"controls: {name} needs a last stage with a text head (it trains that head without EEG); "
+                            f"remove {name} from controls")
 
 
-def score(cfg: Resolved, stage, model, data, run: Run, ctx: EvalContext, evaluations: dict) -> list[dict]:
+def score(cfg: Resolved, stage, model, data, run: Run, ctx: EvalContext, evaluations: dict,
+          on_metrics=lambda metrics: None) -> list[dict]:
     """Every evaluation on test predictions, real and under each control, then every probe.
 
-    Per-trial scores go to ``predictions/test.npz`` for paired comparisons between runs; generated
-    images also go to ``samples/test_<condition>.png`` grids (stimulus, then samples, per row).
+    A control is scored by the evaluations whose inputs it predicts (a text-only control model skips
+    image metrics). ``on_metrics`` receives the metrics so far after each evaluation, so a failure
+    later loses no finished score. Per-trial scores go to ``predictions/test.npz`` for paired
+    comparisons between runs; generated images also go to ``samples/test_<condition>.png`` grids
+    (stimulus, then samples, per row) and generated text to ``samples/test_text.jsonl``.
     """
+    import json
+
     import numpy as np
 
     eeg, labels = data.eeg[ctx.trials], data.label[ctx.trials]
     predictions = {"real": {**stage.predict(model, eeg), "label": labels, "eeg": eeg}}
     for i, control in enumerate(cfg.controls):
-        altered = registry.controls.get(control)(eeg, seed=cfg.seed + i + 1)
+        fn = registry.controls.get(control)
+        if getattr(fn, "model_control", False):
+            predictions[control] = {**fn(ctx), "label": labels}
+            continue
+        altered = fn(eeg, seed=cfg.seed + i + 1)
         predictions[control] = {**stage.predict(model, altered), "label": labels, "eeg": altered}
     if "images" in predictions["real"]:
         rows = grid_rows(labels)
         stimuli = ctx.stimuli(predictions["real"]["images"].shape[-1])[rows]
         for key, pred in predictions.items():
-            run.write_bytes(f"samples/test_{key}.png", image_grid_png(stimuli, pred["images"][rows]))
+            if "images" in pred:
+                run.write_bytes(f"samples/test_{key}.png", image_grid_png(stimuli, pred["images"][rows]))
+    if "text" in predictions["real"]:
+        refs = data.captions_of(ctx.trials)
+        lines = [json.dumps({"trial": int(t), "reference": ref, **{k: str(p["text"][j]) for k, p in predictions.items()
+                                                                  if "text" in p}}) for j, (t, ref) in enumerate(zip(ctx.trials, refs))]
+        run.write_text("samples/test_text.jsonl", "\n".join(lines) + "\n")
 
     metrics, per_trial = [], {}
     for name, evaluate in evaluations.items():
+        reads = set(evaluate.reads)
         if hasattr(evaluate, "Config"):
             evaluate = partial(evaluate, args=evaluate.Config.model_validate(cfg.evaluation_args[name]))
-        outputs = {key: evaluate(pred, ctx) for key, pred in predictions.items()}
+        outputs = {key: evaluate(pred, ctx) for key, pred in predictions.items() if reads <= set(pred)}
         for file, png in outputs["real"].get("figures", {}).items():
             run.write_bytes(f"figures/{file}", png)
         for metric, scored in _parts(name, outputs).items():
             real = scored.pop("real")
             metrics.append(metric_record(metric, "test", real, {**scored, **real.get("controls", {})}, seed=cfg.seed))
             per_trial |= {f"{metric}/{key}": np.asarray(s["per_trial"]) for key, s in {"real": real, **scored}.items()}
+        on_metrics(metrics)
     for name in cfg.probes:
         scored = registry.probes.get(name)(data, seed=cfg.seed)
         record = metric_record(f"probe:{name}", "test", scored, {}, seed=cfg.seed)

@@ -45,6 +45,7 @@ class ImageNetEEG(SyntheticByDefault):
         subject: int = Field(0, ge=0)  # 0 = all subjects
         interpolate: int | None = Field(None, ge=2)  # resample time to this many samples (DreamDiffusion: 512)
         images_root: str | None = None  # folder of <wnid>/<name>.JPEG for real data
+        captions: str | None = None  # JSON of image name -> caption; unset = root/captions.json
         world: WorldSpec = WorldSpec()  # the synthetic world used when root is unset
 
     @staticmethod
@@ -60,7 +61,8 @@ class ImageNetEEG(SyntheticByDefault):
         c = self.config
         return load(self.prepare(), file=c.file, splits=c.splits, subject=c.subject, split_index=c.split_index,
                     interpolate=c.interpolate, cache_dir=self.cache_dir,
-                    images_root=Path(c.images_root) if c.images_root else None)
+                    images_root=Path(c.images_root) if c.images_root else None,
+                    captions=Path(c.captions) if c.captions else None)
 
 
 class TUAB(SyntheticByDefault):

@@ -44,8 +44,19 @@ class Trials:
     image_names: list[str]
     splits: dict[str, np.ndarray]  # 'train'/'val'/'test' -> positions into the arrays above
     class_names: list[str]  # readable names from classes.json if present, else the wnids
-    captions: dict[str, str]  # from captions.json if present, else {}
+    captions: dict[str, str]  # image name -> caption, from the captions file if present, else {}
     image_root: Path | None  # folder holding <wnid>/<name>.JPEG, if present
+    captions_file: Path | None = None
+
+    def captions_of(self, trials: np.ndarray) -> list[str]:
+        """The caption of each trial's image; UserError naming the first image the captions file lacks."""
+        names = [self.image_names[int(i)] for i in self.image[trials]]
+        missing = sorted({n for n in names if n not in self.captions})
+        if missing:
+            where = self.captions_file or "captions.json"
+            raise UserError(f"{where}: no caption for {len(missing)} image(s) of this run (first: {missing[0]}); "
+                            "add them, or pass a complete file with dataset.captions")
+        return [self.captions[n] for n in names]
 
     def image_path(self, i: int) -> Path:
         """Stimulus file of trial ``i``: ``image_root/<wnid>/<name>.JPEG``."""
@@ -58,8 +69,11 @@ class Trials:
 def load(root: Path, *, file: str = "eeg_5_95_std.pth", splits: str = "block_splits_by_image_all.pth",
          subject: int = 0, split_index: int = 0, crop: tuple[int, int] = (20, 460),
          length_range: tuple[int, int] = (450, 600), interpolate: int | None = None, cache_dir: Path,
-         images_root: Path | None = None) -> Trials:
-    """Trials of ``subject`` (0 = all) from ``root/file`` with split ``split_index`` of ``root/splits``."""
+         images_root: Path | None = None, captions: Path | None = None) -> Trials:
+    """Trials of ``subject`` (0 = all) from ``root/file`` with split ``split_index`` of ``root/splits``.
+
+    ``captions`` is a JSON object of image name -> caption (default ``root/captions.json``, optional).
+    """
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"{root}: data folder not found; --data-root must point at the folder holding {file}")
@@ -115,11 +129,19 @@ def load(root: Path, *, file: str = "eeg_5_95_std.pth", splits: str = "block_spl
     if images_root is not None and not Path(images_root).is_dir():
         raise UserError(f"{images_root}: image folder not found; pass the folder holding <wnid>/<name>.JPEG")
     images_root = Path(images_root) if images_root is not None else root / "images"
+    captions_file = Path(captions) if captions is not None else root / "captions.json"
+    if captions is not None and not captions_file.is_file():
+        raise UserError(f"{captions_file}: captions file not found; fix dataset.captions")
+    caption_map = _read_json(captions_file)
+    unknown = sorted(set(caption_map) - set(lists["images"]))
+    if unknown:
+        raise UserError(f"{captions_file}: {len(unknown)} caption(s) name images not in {file} (first: {unknown[0]}); "
+                        "fix the names or pass the captions file that belongs to this data")
     return Trials(
         eeg=eeg, label=meta["label"][rows], image=meta["image"][rows], subject=meta["subject"][rows],
         wnids=wnids, image_names=lists["images"], splits=positions,
-        class_names=[str(class_names.get(w, w)) for w in wnids], captions=_read_json(root / "captions.json"),
-        image_root=images_root if images_root.is_dir() else None,
+        class_names=[str(class_names.get(w, w)) for w in wnids], captions=caption_map,
+        image_root=images_root if images_root.is_dir() else None, captions_file=captions_file,
     )
 
 

@@ -1,4 +1,8 @@
-"""Controls: altered test inputs scored by the same evaluation code as the real thing."""
+"""Controls scored by the same evaluation code as the real thing: altered test inputs, or a control model.
+
+An input control is ``fn(eeg, seed) -> eeg``. A model control (``fn.model_control = True``) is
+``fn(ctx) -> predictions`` for the scored trials, from a model the stage trains without EEG.
+"""
 
 from __future__ import annotations
 
@@ -16,3 +20,11 @@ def noise_eeg(eeg: np.ndarray, seed: int) -> np.ndarray:
     mean, std = eeg.mean(axis=(0, 2), keepdims=True), eeg.std(axis=(0, 2), keepdims=True)
     rng = np.random.default_rng(seed)
     return (mean + std * rng.standard_normal(eeg.shape, dtype=np.float32)).astype(np.float32)
+
+
+def prior_only(ctx) -> dict:
+    """The stage's text head trained and run on a constant input: what the language prior alone scores."""
+    return ctx.stage.prior_predictions(ctx.model, ctx.data, ctx.run, ctx.pretrained, len(ctx.trials))
+
+
+prior_only.model_control = True

@@ -6,8 +6,8 @@ replaces the caption's. An optional branch maps the mean context to the UNet's t
 width and adds it to the timestep embedding (DreamDiffusion's extra conditioning path); it is
 attached with hooks, so the UNet stays a stock diffusers UNet2DConditionModel. ``clip_head``
 maps the context's mean over tokens to the CLIP image-embedding width for the alignment loss (a
-head on the flattened context memorises training trials). :class:`EEGImageModel` joins an
-encoder, the conditioner and a pipeline's UNet into the model the generative stage trains.
+head on the flattened context memorises training trials). :class:`ImageHead` joins the
+conditioner and a pipeline's UNet into the image head of ``models.joint.JointModel``.
 """
 
 from __future__ import annotations
@@ -59,23 +59,22 @@ def trainable_unet_parameters(unet) -> list:
             if "transformer_blocks" in name and (".attn2." in name or ".norm2." in name)]
 
 
-class EEGImageModel(nn.Module):
-    """An EEG encoder and conditioner driving a Stable Diffusion pipeline's UNet.
+class ImageHead(nn.Module):
+    """Encoder tokens -> a Stable Diffusion pipeline's cross-attention context, and that UNet's losses.
 
-    ``state_dict()`` holds only what trains: the encoder, the conditioner and the UNet's
-    cross-attention parameters (under ``unet_params``, the same tensors the UNet uses), so
-    checkpoints stay small next to the frozen pipeline they apply to.
+    ``state_dict()`` holds only what trains: the conditioner and the UNet's cross-attention
+    parameters (under ``unet_params``, the same tensors the UNet uses), so checkpoints stay small
+    next to the frozen pipeline they apply to.
     """
 
-    def __init__(self, encoder: nn.Module, pipe, clip_dim: int, time_branch: bool = True):
+    def __init__(self, pipe, tokens: int, width: int, clip_dim: int, time_branch: bool = True):
         super().__init__()
         with torch.no_grad():
             null = pipe.encode_prompt([""], pipe.device, 1, False)[0]
         unet = pipe.unet
         self.pipe = pipe  # not a module: the pipeline's frozen parts stay out of state_dict()
-        self.encoder = encoder
         self.conditioner = EEGConditioner(
-            encoder.n_tokens, encoder.embed_dim, null.shape[1], unet.config.cross_attention_dim, clip_dim,
+            tokens, width, null.shape[1], unet.config.cross_attention_dim, clip_dim,
             unet.time_embedding.linear_2.out_features if time_branch else None)
         chosen = {id(p) for p in trainable_unet_parameters(unet)}
         trainable = {name: p for name, p in unet.named_parameters() if id(p) in chosen}
@@ -85,9 +84,9 @@ class EEGImageModel(nn.Module):
         self.register_buffer("null_context", null, persistent=False)
         self.hooks = attach_time_branch(unet, self.conditioner) if time_branch else []
 
-    def context(self, eeg: torch.Tensor) -> torch.Tensor:
-        """Cross-attention context ``[B, context_length, cross_attention_dim]`` of EEG ``[B, C, T]``."""
-        return self.conditioner(self.encoder.tokens(eeg))
+    def context(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Cross-attention context ``[B, context_length, cross_attention_dim]`` of encoder tokens ``[B, L, D]``."""
+        return self.conditioner(tokens)
 
     def clip_embedding(self, context: torch.Tensor) -> torch.Tensor:
         return self.conditioner.clip_embedding(context)

@@ -33,7 +33,7 @@ class ContrastiveStage(Stage):
     """EEG-CLIP: Deep4 + text encoder, symmetric InfoNCE; the last epoch, or the lowest val loss."""
 
     needs = ("text",)
-    produces = "embeddings"
+    produces = ("embeddings",)
 
     class Config(StrictModel):
         encoder: str = "deep4"

@@ -18,7 +18,7 @@ class Stage:
 
     Config: type[StrictModel] = StrictModel
     needs: tuple[str, ...] = ()  # pretrained models the stage reads: "sd", "clip", "judge"
-    produces: str | None = None  # the key of predict()'s output that evaluations read; None: predicts nothing
+    produces: tuple[str, ...] = ()  # the keys of predict()'s output that evaluations read; (): predicts nothing
 
     def __init__(self, name: str, config: dict, seed: int):
         self.name = name

@@ -2,6 +2,9 @@
 
 The checkpoint kept is the epoch with the best validation balanced accuracy; test data is never
 looked at. ``target`` names a task of the dataset (e.g. a TUAB label) instead of its class label.
+With ``clip_weight > 0`` (Thought2Text's encoder stage) the encoder's features are also pulled to the
+CLIP image embedding of each trial's stimulus by ``clip_weight`` x MSE, so they live in CLIP space
+(``embed_dim`` must then be the CLIP width).
 Each epoch's state (weights, optimiser, best-so-far) is checkpointed, so an interrupted run resumes
 where it stopped, and per-epoch seeding makes a resumed run identical to an uninterrupted one.
 """
@@ -14,6 +17,7 @@ from pydantic import Field
 
 from eegbench import progress
 from eegbench.config import StrictModel
+from eegbench.errors import UserError
 from eegbench.train.checkpoint import load_epoch, save_epoch
 from eegbench.train.stage import Stage
 
@@ -21,7 +25,7 @@ from eegbench.train.stage import Stage
 class SupervisedStage(Stage):
     """Encoder + classifier head trained with cross-entropy; checkpoint chosen on val."""
 
-    produces = "logits"  # the prediction key evaluations read
+    produces = ("logits",)  # the prediction keys evaluations read
 
     class Config(StrictModel):
         encoder: str = "deep4"
@@ -33,7 +37,27 @@ class SupervisedStage(Stage):
         lr: float = Field(1e-3, gt=0)
         weight_decay: float = Field(0.0, ge=0)
         target: str | None = None  # a dataset task (data.target); unset = the class label
+        clip_weight: float = Field(0.0, ge=0)  # MSE of the features to the stimulus's CLIP image embedding
         select_on: Literal["val"] = "val"  # checkpoint selection split; never test
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return ("clip",) if self.config.clip_weight else ()
+
+    def precheck(self, data, pretrained) -> None:
+        """With CLIP targets: the features must have the CLIP width, and every train/val stimulus must exist."""
+        import numpy as np
+
+        from eegbench.data.stimuli import check_stimuli
+
+        c = self.config
+        if not c.clip_weight:
+            return
+        width = pretrained.clip()[0].visual.output_dim
+        if c.embed_dim != width:
+            raise UserError(f"stages.{self.name}.embed_dim: {c.embed_dim}, but clip_weight pulls the features to CLIP "
+                            f"image embeddings of width {width}; set embed_dim: {width}")
+        check_stimuli(data, np.concatenate([data.splits["train"], data.splits["val"]]))
 
     def build(self, n_chans: int, n_times: int, n_classes: int, encoder=None):
         """Encoder + head; ``encoder`` is a pretrained one handed on by an earlier stage, if any."""
@@ -73,6 +97,7 @@ class SupervisedStage(Stage):
         x_train = torch.from_numpy(np.ascontiguousarray(data.eeg[train]))
         y_train = torch.from_numpy(y[train])
         x_val, y_val = np.ascontiguousarray(data.eeg[val]), y[val]
+        clip_train = torch.from_numpy(stimulus_clip(data, train, pretrained)) if c.clip_weight else None
         opt = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
 
         best, history, start = load_epoch(run, self.name, model, opt, initial={"acc": -1.0})
@@ -86,7 +111,10 @@ class SupervisedStage(Stage):
                 idx = order[i:i + c.batch_size]
                 if len(idx) < 2:  # batch norm needs two samples
                     continue
-                loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
+                features = model[0](x_train[idx])
+                loss = F.cross_entropy(model[1](features), y_train[idx])
+                if clip_train is not None:
+                    loss = loss + c.clip_weight * F.mse_loss(features, clip_train[idx])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -108,6 +136,15 @@ class SupervisedStage(Stage):
     def predict(self, model, eeg) -> dict:
         """Class logits for numpy ``eeg`` [n, channels, times]."""
         return {"logits": predict_logits(model, eeg, self.config.batch_size)}
+
+
+def stimulus_clip(data, trials, pretrained):
+    """[len(trials), D] unit CLIP image embeddings of each trial's stimulus (cached per image set)."""
+    import numpy as np
+
+    images, inverse = np.unique(data.image[trials], return_inverse=True)
+    paths = [data.image_path(int(np.flatnonzero(data.image == i)[0])) for i in images]
+    return pretrained.clip_image_embeddings(paths)[inverse]
 
 
 def balanced_accuracy(y, predicted) -> float:

@@ -1,0 +1,133 @@
+"""Thought2Text's language stages: a frozen causal LM reading one projected EEG embedding.
+
+The model handed on is a ``supervised`` stage's encoder and class head, trained with ``clip_weight``
+so that its features live in CLIP image space. It stays frozen. A ``PrefixLMHead`` maps a CLIP-space
+vector to ``prefix_tokens`` LM input embeddings (Thought2Text: one) placed before the prompt. Phase
+``clip`` trains only that projector on the CLIP image embeddings of the stimuli, with the true class
+name in the prompt; phase ``eeg`` goes on from there with the encoder's EEG features and its predicted
+class name, as at test time. Each phase keeps the epoch with the lowest teacher-forced loss on
+validation trials; text is scored by free-running generation alone. ``class_name: false`` is the
+paper's EEG-only row (no class name in the prompt).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from eegbench.errors import UserError
+from eegbench.train.stage import Stage
+from eegbench.train.text import Decoding
+
+
+class ProjectorStage(Stage):
+    """A trained projector of the frozen encoder's CLIP-space features into a frozen LM; chosen on val."""
+
+    produces = ("text", "logits")
+
+    class Config(Decoding):
+        prefix_tokens: int = Field(1, ge=1)  # Thought2Text: one projected embedding token
+        class_name: bool = True  # write the class name (predicted from EEG at test time) into the prompt
+        prompt: str = "{class_name}:"  # the prompt after the EEG token, {class_name} filled in when class_name
+        clip_epochs: int = Field(20, ge=0)  # phase 1: the projector on the stimuli's CLIP image embeddings
+        eeg_epochs: int = Field(20, ge=1)  # phase 2: the projector on the encoder's EEG features
+        batch_size: int = Field(32, ge=1)
+        lr: float = Field(1e-3, gt=0)
+        select_on: Literal["val"] = "val"  # checkpoint selection split; never test
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return ("lm",) + ("clip",) * bool(self.config.clip_epochs)
+
+    def precheck(self, data, pretrained) -> None:
+        """Every trial has a caption; the prompt template fills in."""
+        data.captions_of(np.concatenate([data.splits[s] for s in ("train", "val", "test")]))
+        try:
+            self.config.prompt.format(class_name="x")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise UserError(f"stages.{self.name}.prompt: {self.config.prompt!r} does not format ({exc}); "
+                            "use {class_name} as the only field") from None
+
+    def prompts(self, labels) -> list[str] | None:
+        """The prompt of each trial from its class (``labels``), or None without class names."""
+        if not self.config.class_name:
+            return None
+        return [self.config.prompt.format(class_name=self.class_names[int(label)]) for label in labels]
+
+    def run(self, data, run, model=None, pretrained=None):
+        """Train the projector (phase clip, then phase eeg) on train trials, each phase selected on val."""
+        import torch
+        from torch import nn
+
+        from eegbench.train.supervised import stimulus_clip
+        from eegbench.train.text import fit_text_head
+
+        c = self.config
+        if not isinstance(model, nn.Sequential) or len(model) != 2:
+            raise UserError(f"stages.{self.name}: needs a supervised stage (encoder + class head, clip_weight > 0) "
+                            "before it; add one (see benchmarks/thought2text.yaml)")
+        model.eval().requires_grad_(False)
+        self.class_names = list(data.class_names)
+        splits = {s: data.splits[s] for s in ("train", "val")}
+        eeg = {s: self.features(model, data.eeg[t]) for s, t in splits.items()}
+        width = eeg["train"][0].shape[1]
+        torch.manual_seed(self.seed)
+        head = c.lm_head(width, pretrained)
+        done = run.load_checkpoint(self.name)
+        if done is not None:
+            head.load_state_dict(done[0])
+            return nn.ModuleDict({"eeg": model, "text": head})
+
+        captions = {s: data.captions_of(t) for s, t in splits.items()}
+        info = {}
+        if c.clip_epochs:
+            clip = {s: torch.from_numpy(stimulus_clip(data, t, pretrained)) for s, t in splits.items()}
+            if clip["train"].shape[1] != width:
+                raise UserError(f"stages.{self.name}: the encoder's features are {width} wide, CLIP's image embeddings "
+                                f"{clip['train'].shape[1]}; train the supervised stage with embed_dim equal to the CLIP width")
+            parts = {s: {"features": clip[s], "captions": captions[s], "prompts": self.prompts(data.label[t])}
+                     for s, t in splits.items()}
+            info["clip"] = fit_text_head(head, parts["train"], parts["val"], epochs=c.clip_epochs,
+                                         batch_size=c.batch_size, lr=c.lr, seed=self.seed, run=run,
+                                         label=f"{self.name} (clip)")
+        parts = {s: {"features": eeg[s][0], "captions": captions[s], "prompts": self.prompts(eeg[s][1])}
+                 for s in splits}
+        info["eeg"] = fit_text_head(head, parts["train"], parts["val"], epochs=c.eeg_epochs, batch_size=c.batch_size,
+                                    lr=c.lr, seed=self.seed + 1, run=run, label=f"{self.name} (eeg)")
+        run.save_checkpoint(self.name, head.state_dict(), {"selected_on": "val", **info})
+        return nn.ModuleDict({"eeg": model, "text": head})
+
+    def features(self, model, eeg: np.ndarray):
+        """``(features [N, width] tensor, predicted class [N])`` of the frozen encoder and class head."""
+        import torch
+
+        model.eval()
+        with torch.no_grad():
+            features = torch.cat([model[0](torch.from_numpy(np.ascontiguousarray(eeg[i:i + 256], dtype=np.float32)))
+                                  for i in range(0, len(eeg), 256)])
+            return features, model[1](features).argmax(1).numpy()
+
+    def predict(self, model, eeg) -> dict:
+        """``{"text": free-running outputs, "logits": class logits}`` for numpy ``eeg`` [trials, C, T]."""
+        import torch
+
+        from eegbench.train.text import generate_text
+
+        features, predicted = self.features(model["eeg"], eeg)
+        with torch.no_grad():
+            logits = model["eeg"][1](features).numpy()
+        return {"text": generate_text(model["text"], features, self.prompts(predicted)),
+                "logits": logits}
+
+    def prior_predictions(self, model, data, run, pretrained, n: int) -> dict:
+        """The prior-only control: a fresh projector trained and run on a constant input, no class name."""
+        import torch
+
+        from eegbench.train.text import prior_only_text
+
+        c, width = self.config, model["text"].project[0].in_features
+        torch.manual_seed(self.seed)
+        return prior_only_text(c.lm_head(width, pretrained), data, run, f"{self.name}-prior", n, width=width,
+                               epochs=c.clip_epochs + c.eeg_epochs, batch_size=c.batch_size, lr=c.lr, seed=self.seed)
