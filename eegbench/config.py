@@ -315,7 +315,10 @@ def resolve(suite: str, *, variant: str = DEFAULT_VARIANT, scale: str = DEFAULT_
                                                 shape.evaluation_args.get(name, {}))
                        for name in shape.evaluate if hasattr(fn := registry.evaluations.get(name), "Config")}
     for i, name in enumerate(shape.controls):
-        _known(layers, ("controls", i), registry.controls, name)
+        made = set(getattr(_known(layers, ("controls", i), registry.controls, name), "produces", ()))
+        if last and not made <= produces:
+            raise _fail(layers, ("controls", i), f"{name} retrains the last stage's {' and '.join(sorted(made))} head, "
+                        f"but {last!r} predicts {' and '.join(sorted(produces)) or 'nothing'}; remove {name}")
     for i, name in enumerate(shape.probes):
         _known(layers, ("probes", i), registry.probes, name)
     return Resolved(suite=shape.suite, variant=variant, scale=scale, seed=shape.seed,

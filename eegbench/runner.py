@@ -58,7 +58,7 @@ def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False, w
     pretrained = Pretrained(resolve_folders(cfg, dataset.prepare, needed, cache_dir), cache_dir) if needed else None
     data = dataset.load()
     ctx = EvalContext(data, data.splits["test"], pretrained, cfg.seed)
-    precheck(stages, evaluations, pretrained, data, ctx, cfg.controls)
+    precheck(stages, evaluations, pretrained, data, ctx)
 
     if force and path.exists():
         shutil.rmtree(path)
@@ -101,8 +101,7 @@ def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False, w
         raise
 
 
-def precheck(stages: list, evaluations: dict, pretrained: Pretrained | None, data, ctx: EvalContext,
-             controls: list[str]) -> None:
+def precheck(stages: list, evaluations: dict, pretrained: Pretrained | None, data, ctx: EvalContext) -> None:
     """Everything that can be checked before training: load each pretrained model (a corrupt file fails
     now, not after hours of training), then each stage's and evaluation's own ``precheck``."""
     for name in sorted(pretrained.folders if pretrained else ()):
@@ -113,10 +112,6 @@ def precheck(stages: list, evaluations: dict, pretrained: Pretrained | None, dat
     for evaluate in evaluations.values():
         if hasattr(evaluate, "precheck"):
             evaluate.precheck(ctx)
-    for name in controls:
-        if getattr(registry.controls.get(name), "model_control", False) and not hasattr(stages[-1], "prior_predictions"):
-            raise UserError(f"controls: {name} needs a last stage with a text head (it trains that head without EEG); "
-                            f"remove {name} from controls")
 
 
 def score(cfg: Resolved, stage, model, data, run: Run, ctx: EvalContext, evaluations: dict,

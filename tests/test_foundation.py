@@ -186,3 +186,34 @@ def test_missing_or_malformed_files_name_the_file(built, tmp_path):
 
     one_line_error(lambda: foundation.ensure_foundation(world, cache, scale="huge"), "huge", "ci")
     one_line_error(lambda: foundation.ensure_foundation(tmp_path, cache, scale="tiny"), "world.json")
+
+
+def test_language_model_and_captioner_are_built_on_demand_and_load_through_the_real_calls(built):
+    from PIL import Image
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from eegbench.models.lm import load_lm
+
+    world, cache, _, _ = built
+    folders = foundation.ensure_foundation(world, cache, scale="tiny", names=("lm", "captioner"))
+    assert set(folders) == {"lm", "captioner"} and all((f / foundation.DONE).is_file() for f in folders.values())
+    caption = "a large red circle on the left"
+    tokenizer = AutoTokenizer.from_pretrained(folders["lm"])
+    assert tokenizer.decode(tokenizer(caption).input_ids) == caption
+    assert tokenizer.eos_token == tokenizer.pad_token == foundation.EOT
+    model = AutoModelForCausalLM.from_pretrained(folders["lm"], use_safetensors=True)
+    assert model.config.n_embd == foundation.LM_WIDTH and model.config.vocab_size == len(tokenizer)
+    frozen, _ = load_lm(folders["lm"])
+    assert not any(p.requires_grad for p in frozen.parameters())
+    captioner = judges.load_captioner(folders["captioner"])
+    bank = json.loads((folders["captioner"] / "captions.json").read_text())
+    stimuli = np.stack([np.asarray(Image.open(p).convert("RGB").resize((16, 16))).transpose(2, 0, 1)
+                        for p in sorted((world / "images").rglob("*.JPEG"))[:4]])
+    captions = captioner.caption(stimuli)
+    assert len(captions) == 4 and set(captions) <= set(bank)
+
+
+def test_an_unknown_foundation_model_is_named(built):
+    world, cache, _, _ = built
+    with pytest.raises(UserError, match=r"foundation model 'blip': unknown; pass names from judge, clip, sd, lm, captioner"):
+        foundation.ensure_foundation(world, cache, scale="tiny", names=("blip",))

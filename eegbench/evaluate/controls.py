@@ -1,7 +1,8 @@
 """Controls scored by the same evaluation code as the real thing: altered test inputs, or a control model.
 
 An input control is ``fn(eeg, seed) -> eeg``. A model control (``fn.model_control = True``) is
-``fn(ctx) -> predictions`` for the scored trials, from a model the stage trains without EEG.
+``fn(ctx) -> predictions`` for the scored trials, from a model the stage trains without EEG; its
+``produces`` names the prediction keys it makes (the suite's last stage must make them too).
 """
 
 from __future__ import annotations
@@ -27,4 +28,4 @@ def prior_only(ctx) -> dict:
     return ctx.stage.prior_predictions(ctx.model, ctx.data, ctx.run, ctx.pretrained, len(ctx.trials))
 
 
-prior_only.model_control = True
+prior_only.model_control, prior_only.produces = True, ("text",)
