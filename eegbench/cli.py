@@ -94,14 +94,16 @@ def print_metrics(summary: dict) -> None:
             reported.setdefault(row.metric, []).append(f"{row.value:.3f} [{published.tag}]")
     table = Table(title=f"{summary['suite']} / {summary['variant']}")
     notes = {note: i + 1 for i, note in enumerate(dict.fromkeys(m["note"] for m in summary["metrics"] if m.get("note")))}
-    columns = ["metric (split, n)", "value [95% CI]", "control: value [95% CI]", "p vs control", "chance [95% interval]"]
+    columns = ["metric (split, n)", "value [95% CI]", "control: value [95% CI]", "gap [95% CI]", "p vs control",
+               "chance [95% interval]"]
     for col in columns + (["published"] if reported else []):
         table.add_column(col)
     for m in summary["metrics"]:
         controls = [f"{c['name']}: {_num(c['value'], c['ci'])}" for c in m["controls"]] or ["-"]
+        gaps = [_num(c["gap"], c["gap_ci"], sign="+") if "gap" in c else "-" for c in m["controls"]] or ["-"]
         pvals = [f"{c['p_vs_control']:.4f}" for c in m["controls"]] or ["-"]
         name = f"{m['metric']} ({m['split']}, {m['n']})" + (f" [dim]({notes[m['note']]})[/dim]" if m.get("note") else "")
-        table.add_row(name, _num(m["value"], m["ci"]), "\n".join(controls), "\n".join(pvals),
+        table.add_row(name, _num(m["value"], m["ci"]), "\n".join(controls), "\n".join(gaps), "\n".join(pvals),
                       _num(m["chance"], m["chance_ci"]), *(["\n".join(reported.get(m["metric"], ["-"]))] if reported else []))
     console.print(table)
     if reported:
@@ -115,8 +117,8 @@ def print_metrics(summary: dict) -> None:
                       f"log.txt and metrics.json), first: {summary['skipped'][0]['path']}: {summary['skipped'][0]['reason']}")
 
 
-def _num(value: float, ci) -> str:
-    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+def _num(value: float, ci, sign: str = "") -> str:
+    return f"{value:{sign}.3f} [{ci[0]:{sign}.3f}, {ci[1]:{sign}.3f}]"
 
 
 @app.command("list")

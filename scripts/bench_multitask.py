@@ -29,9 +29,9 @@ from bench_dreamdiffusion import phases  # noqa: E402  (scripts/ is on the path 
 
 LANDMARKS = {
     "multitask": (("start", "run "), ("msm", "msm: selected"), ("joint (train)", "joint: selected"),
-                  ("prior-only (train)", "joint-prior: selected"), ("sample + score", "finished")),
+                  ("predict + prior-only", "joint-prior: selected"), ("score", "finished")),
     "thought2text": (("start", "run "), ("encode (train)", "encode: selected"), ("projector (train)", "describe (eeg): selected"),
-                     ("prior-only (train)", "describe-prior: selected"), ("generate + score", "finished")),
+                     ("predict + prior-only", "describe-prior: selected"), ("score", "finished")),
 }
 HEADLINE = ("text_bleu/bleu1", "text_similarity", "clipscore_stimulus", "image_nway_top1", "nway_top1")
 

@@ -93,6 +93,21 @@ def test_a_crash_mid_evaluation_keeps_the_scores_already_made(finished, cache_di
     assert again.metrics["metrics"] == finished.metrics["metrics"]
 
 
+def test_consistency_variant_trains_the_text_head_on_captions_of_generated_images(cache_dir, tmp_path):
+    from eegbench import registry
+
+    cfg = tiny("consistency", **{"stages.joint.consistency_every": 1, "controls": []})
+    assert "captioner" in registry.stages.get("generative")("joint", cfg.stages["joint"], 0).needs
+    outcome = execute(cfg, out=tmp_path, cache_dir=cache_dir)
+    captions = json.loads((outcome.run_dir / "samples/joint_consistency_epoch1.json").read_text())
+    bank = json.loads((foundation_folder(cache_dir, "captioner") / "captions.json").read_text())
+    train = registry.datasets.get("imagenet-eeg")(cfg.dataset, cache_dir).load().splits["train"]
+    assert len(captions) == len(train) and set(captions) <= set(bank)  # one captioned image per train trial
+    history = Run(outcome.run_dir).load_checkpoint("joint")[1]["history"]
+    assert history[0]["train_consistency"] == 0 and history[1]["train_consistency"] > 0
+    assert "val_consistency" not in history[1]  # trained on, never selected on
+
+
 def test_text_only_retrieval_head_needs_no_stable_diffusion(cache_dir, tmp_path):
     from eegbench import registry
 

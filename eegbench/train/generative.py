@@ -66,6 +66,9 @@ class GenerativeStage(Stage):
         image: bool = True  # the image head; false: a text-only model (no Stable Diffusion)
         text: TextHeadConfig | None = None  # the text head; unset: images only (DreamDiffusion)
         eeg_text_weight: float = Field(0.0, ge=0)  # InfoNCE of pooled EEG features vs the caption's CLIP text embedding
+        consistency_weight: float = Field(0.0, ge=0)  # text head's loss on the captioner's caption of the generated image
+        consistency_every: int = Field(10, ge=1)  # epochs between re-captioning images freshly generated per train trial
+        consistency_steps: int = Field(5, ge=1)  # sampling steps of those images
         time_branch: bool = True  # add the context's projection to the UNet's timestep embedding
         clip_weight: float = Field(1.0, ge=0)  # 0 = no CLIP image alignment
         epochs: int = Field(100, ge=1)
@@ -87,6 +90,8 @@ class GenerativeStage(Stage):
         def _some_head(self):
             if not self.image and self.text is None:
                 raise ValueError("image is false and text is unset: the stage would train no head; enable one")
+            if self.consistency_weight and not (self.image and self.text):
+                raise ValueError("consistency_weight needs both heads (image: true and a text head); set it to 0")
             return self
 
     @property
@@ -98,7 +103,8 @@ class GenerativeStage(Stage):
         """SD for images; CLIP for image alignment, EEG-text alignment or retrieval; the LM for generated text."""
         c, text = self.config, self.config.text
         clip = (c.image and c.clip_weight) or c.eeg_text_weight or (text and text.kind == "retrieval")
-        return ("sd",) * c.image + ("clip",) * bool(clip) + ("lm",) * bool(text and text.kind == "generative")
+        return (("sd",) * c.image + ("clip",) * bool(clip) + ("lm",) * bool(text and text.kind == "generative")
+                + ("captioner",) * bool(c.consistency_weight))
 
     @property
     def weights(self) -> dict[str, float]:
@@ -109,6 +115,8 @@ class GenerativeStage(Stage):
             out["text"] = c.text.weight
         if c.eeg_text_weight:
             out["eeg_text"] = c.eeg_text_weight
+        if c.consistency_weight:  # trained on, not selected on: val trials have no generated images
+            out["consistency"] = c.consistency_weight
         return out
 
     def image_size(self, pipe) -> int:
@@ -214,7 +222,12 @@ class GenerativeStage(Stage):
                 f"selecting on {len(val)} val trials")
 
         scheduler = self.noise_scheduler(model)
+        consistency = None
         for epoch in progress.track(range(start, c.epochs), f"{self.name}: training", total=c.epochs - start):
+            if c.consistency_weight and epoch >= c.consistency_every:
+                refresh = epoch - epoch % c.consistency_every
+                if consistency is None or consistency["epoch"] != refresh:
+                    consistency = self.consistency_targets(model, x_train, refresh, run, pretrained)
             torch.manual_seed(self.seed * 100_003 + epoch)
             model.train()
             order = torch.randperm(len(x_train))
@@ -236,6 +249,11 @@ class GenerativeStage(Stage):
                                                                targets["clip"][slots])).mean()
                                       if "clip" in targets else torch.zeros(()))
                 losses |= text_losses(model, tokens, slots, targets)
+                if consistency is not None:
+                    batch = {"captions": [consistency["captions"][int(j)] for j in idx], "pair_id": consistency["pair_id"][idx]}
+                    if "text_emb" in consistency:
+                        batch["text_emb"] = consistency["text_emb"][idx]
+                    losses["consistency"] = model.text.loss(model.features(tokens), batch)
                 loss = sum(self.weights[k] * v for k, v in losses.items())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -262,6 +280,31 @@ class GenerativeStage(Stage):
         run.drop_checkpoint(self.name, resume=True)
         run.log(f"{self.name}: selected epoch {best['epoch']} on val (loss {best['loss']:.4f})")
         return model
+
+    def consistency_targets(self, model, x_train, epoch: int, run, pretrained) -> dict:
+        """The captioner's caption of one image generated per train trial by the model as it is at the start of
+        ``epoch`` (``consistency_steps`` sampling steps), kept in ``samples/<stage>_consistency_epoch<epoch>.json``
+        (so a resumed run reads the same ones); with CLIP text embeddings for a retrieval head."""
+        import json
+
+        import torch
+
+        from eegbench.evaluate.judges import clip_text_embeddings
+
+        name = f"samples/{self.name}_consistency_epoch{epoch}.json"
+        if (run.path / name).is_file():
+            captions = json.loads((run.path / name).read_text())
+        else:
+            images = self.sample_images(model, x_train.numpy(), samples=1, steps=self.config.consistency_steps)
+            captions = pretrained.captioner().caption(images[:, 0])
+            run.write_json(name, captions)
+            run.log(f"{self.name}: captioned {len(captions)} generated train images for the consistency loss")
+        ids = {text: k for k, text in enumerate(dict.fromkeys(captions))}
+        out = {"epoch": epoch, "captions": captions, "pair_id": torch.tensor([ids[t] for t in captions])}
+        if self.config.text.kind == "retrieval":
+            clip_model, _, tokenizer = pretrained.clip()
+            out["text_emb"] = torch.from_numpy(clip_text_embeddings(clip_model, tokenizer, captions))
+        return out
 
     @staticmethod
     def noise_scheduler(model):
@@ -313,12 +356,14 @@ class GenerativeStage(Stage):
             out["text"] = generate_text(model.text, features)
         return out
 
-    def sample_images(self, model, eeg) -> np.ndarray:
-        """uint8 ``[trials, samples, 3, H, W]`` sampled with the configured scheduler, steps and guidance."""
+    def sample_images(self, model, eeg, samples: int | None = None, steps: int | None = None) -> np.ndarray:
+        """uint8 ``[trials, samples, 3, H, W]`` sampled with the configured scheduler and guidance (``samples`` and
+        ``steps`` default to the configured ones)."""
         import torch
         from diffusers import schedulers
 
         c = self.config
+        samples, steps = samples or c.samples, steps or c.steps
         base = model.image.pipe
         sampler = getattr(schedulers, SCHEDULERS[c.scheduler]).from_config(
             base.scheduler.config, **({"skip_prk_steps": True} if c.scheduler == "plms" else {}))
@@ -328,16 +373,16 @@ class GenerativeStage(Stage):
         generator = torch.Generator().manual_seed(self.seed)
         model.eval()
         out = []
-        per_call = max(1, 64 // c.samples)
+        per_call = max(1, 64 // samples)
         with torch.no_grad():
             for i in progress.track(range(0, len(eeg), per_call), f"{self.name}: sampling",
                                     total=math.ceil(len(eeg) / per_call)):
                 x = torch.from_numpy(np.ascontiguousarray(eeg[i:i + per_call], dtype=np.float32))
-                context = model.context(x).repeat_interleave(c.samples, dim=0)
+                context = model.context(x).repeat_interleave(samples, dim=0)
                 images = pipe(prompt_embeds=context, negative_prompt_embeds=model.image.null_context.expand_as(context),
-                              guidance_scale=c.guidance_scale, num_inference_steps=c.steps, height=size, width=size,
+                              guidance_scale=c.guidance_scale, num_inference_steps=steps, height=size, width=size,
                               generator=generator, output_type="pt").images
-                out.append((images.clamp(0, 1) * 255).round().to(torch.uint8).view(len(x), c.samples, 3, size, size))
+                out.append((images.clamp(0, 1) * 255).round().to(torch.uint8).view(len(x), samples, 3, size, size))
         return torch.cat(out).numpy()
 
     def prior_predictions(self, model, data, run, pretrained, n: int) -> dict:
