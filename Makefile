@@ -25,3 +25,4 @@ bench: setup  ## print the speed and size figures the issues ask for
 	$(PY) scripts/bench_foundation.py
 	$(PY) scripts/bench_dreamdiffusion.py --scale ci
 	$(PY) scripts/bench_eegclip.py --scale ci
+	$(PY) scripts/bench_multitask.py --scale ci

@@ -62,6 +62,8 @@ def test_text_and_image_metrics_stand_beside_their_controls(finished):
         assert [c["name"] for c in metric(finished, name)["controls"]] == ["shuffled_eeg", "noise_eeg"]
     lines = [json.loads(line) for line in (finished.run_dir / "samples/test_text.jsonl").read_text().splitlines()]
     assert len(lines) == 6 and set(lines[0]) == {"trial", "reference", "real", "shuffled_eeg", "noise_eeg", "prior_only"}
+    tables = list(finished.run_dir.glob("wandb/offline-run-*/files/media/table/samples/test_text_*.table.json"))
+    assert len(tables) == 1 and len(json.loads(tables[0].read_text())["data"]) == 6  # the texts reach the W&B mirror
 
 
 def test_checkpoints_hold_the_trained_heads_not_the_frozen_models(finished):

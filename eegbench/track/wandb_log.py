@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import netrc
 import os
 
@@ -25,8 +26,8 @@ def check_online_credentials() -> None:
 
 
 def log_run(run: Run, summary: dict, mode: str) -> None:
-    """Log config, each stage's per-epoch history, the run's sample images and every metric with its CI,
-    control and chance."""
+    """Log config, each stage's per-epoch history, the run's sample images, its generated texts as tables
+    and every metric with its CI, controls (value, gap, p) and chance."""
     if mode == "disabled":
         return
     import wandb
@@ -43,10 +44,16 @@ def log_run(run: Run, summary: dict, mode: str) -> None:
                 step += 1
         for png in sorted([*run.path.glob("samples/*.png"), *run.path.glob("figures/*.png")]):  # grids, plots, curves
             wb.log({f"{png.parent.name}/{png.stem}": wandb.Image(str(png))}, step=step)
+        for texts in sorted(run.path.glob("samples/*.jsonl")):  # generated text per trial and condition
+            rows = [json.loads(line) for line in texts.read_text().splitlines()]
+            columns = list(rows[0]) if rows else []
+            wb.log({f"samples/{texts.stem}": wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])},
+                   step=step)
         for m in summary["metrics"]:
             key = f"{m['split']}/{m['metric']}"
             wb.summary.update({key: m["value"], f"{key}/ci_low": m["ci"][0], f"{key}/ci_high": m["ci"][1],
                                f"{key}/chance": m["chance"], **({f"{key}/warning": m["warning"]} if m.get("warning") else {})})
             for c in m["controls"]:
                 wb.summary.update({f"{key}/control/{c['name']}": c["value"],
-                                   f"{key}/control/{c['name']}/p": c["p_vs_control"]})
+                                   f"{key}/control/{c['name']}/p": c["p_vs_control"],
+                                   **({f"{key}/control/{c['name']}/gap": c["gap"]} if "gap" in c else {})})
