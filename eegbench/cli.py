@@ -121,6 +121,25 @@ def _num(value: float, ci, sign: str = "") -> str:
     return f"{value:{sign}.3f} [{ci[0]:{sign}.3f}, {ci[1]:{sign}.3f}]"
 
 
+@app.command()
+def leaderboard(
+    suite: Optional[str] = typer.Option(None, "--suite", help="One suite; default: every suite with runs."),
+    out: Path = typer.Option(Path("runs"), help="Run store whose index to read."),
+    dest: Path = typer.Option(Path("leaderboards"), help="Folder for <suite>.md, .csv and .html."),
+):
+    """Build leaderboards from the run index: variants x metrics over seeds, controls, Borda rank, published rows."""
+    from eegbench.track import leaderboard as board
+    from eegbench.track.store import Index
+
+    path = out / "index.sqlite"
+    if not path.is_file():
+        raise UserError(f"{path}: no run index here; run a suite first or point --out at the run store")
+    index = Index(path)
+    for name in [suite] if suite else sorted({r["suite"] for r in index.runs()}):
+        files = board.write(board.build(index, name), dest)
+        console.print(f"{name}: " + "  ".join(str(f) for f in files))
+
+
 @app.command("list")
 def list_(kind: Optional[str] = typer.Argument(None, help="One of: " + ", ".join(registry.REGISTRIES))):
     """List registered datasets, encoders, heads, stages, evaluations, controls and suites."""

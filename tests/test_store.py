@@ -94,3 +94,25 @@ def test_atomic_folder_replaces_leftovers_keeps_finished_work_and_leaves_nothing
         with atomic_folder(tmp_path / "other", "done") as tmp:
             raise RuntimeError("build failed")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["entry"]
+
+
+def test_every_control_is_indexed_and_a_legacy_index_is_rebuilt_from_the_run_folders(tmp_path):
+    import json
+    import sqlite3
+
+    summary = _summary("r1")
+    summary["metrics"][0]["controls"].append({"name": "noise_eeg", "value": 0.2, "p_vs_control": 0.02, "gap": 0.3,
+                                             "gap_ci": [0.1, 0.5], "ci": [0.1, 0.3]})
+    summary["path"] = str(tmp_path / "r1")
+    Run(tmp_path / "r1").write_json("metrics.json", summary)
+    legacy = tmp_path / "index.sqlite"
+    with sqlite3.connect(legacy) as db:  # the schema before controls had a table of their own
+        db.executescript("CREATE TABLE runs (run_id TEXT PRIMARY KEY, suite TEXT, variant TEXT, scale TEXT, "
+                         "seed INTEGER, path TEXT, finished REAL, config TEXT); CREATE TABLE metrics (run_id TEXT);")
+        db.execute("INSERT INTO runs VALUES ('r1','s','v','ci',0,?,1.0,'{}')", (summary["path"],))
+    index = Index(legacy)
+    assert sorted(c["control"] for c in index.controls("s")) == ["noise_eeg", "shuffled_eeg"]
+    assert index.scores("s")[0]["value"] == 0.5 and index.runs("s")[0]["finished"] == 1.0
+    with sqlite3.connect(legacy) as db:
+        assert not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'metrics'").fetchone()
+    assert json.loads((tmp_path / "r1" / "metrics.json").read_text())["run_id"] == "r1"

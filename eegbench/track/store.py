@@ -141,21 +141,37 @@ class Run:
             meta = json.loads(fh.metadata()["eegbench"])
             return {k: fh.get_tensor(k) for k in fh.keys()}, meta
 
+    def checkpoint_meta(self, stage: str) -> dict | None:
+        """The JSON metadata of a stage's checkpoint (its history, selection), without reading the tensors."""
+        from safetensors import safe_open
+
+        path = self.checkpoint_path(stage)
+        if not path.exists():
+            return None
+        with safe_open(str(path), framework="pt") as fh:
+            return json.loads(fh.metadata()["eegbench"])
+
     def drop_checkpoint(self, stage: str, resume: bool = False) -> None:
         self.checkpoint_path(stage, resume).unlink(missing_ok=True)
 
 
 class Index:
-    """SQLite index of finished runs; safe for concurrent writers (WAL, busy timeout)."""
+    """SQLite index of finished runs, their scores and every control of each score; safe for concurrent
+    writers (WAL, busy timeout). An index written before controls had their own table is rebuilt from
+    the runs' ``metrics.json`` on first open."""
 
     SCHEMA = """
     CREATE TABLE IF NOT EXISTS runs (
         run_id TEXT PRIMARY KEY, suite TEXT, variant TEXT, scale TEXT, seed INTEGER,
         path TEXT, finished REAL, config TEXT);
-    CREATE TABLE IF NOT EXISTS metrics (
+    CREATE TABLE IF NOT EXISTS scores (
         run_id TEXT, metric TEXT, split TEXT, value REAL, ci_low REAL, ci_high REAL, n INTEGER,
-        chance REAL, control TEXT, control_value REAL, p_vs_control REAL,
+        chance REAL, chance_low REAL, chance_high REAL, warning TEXT,
         PRIMARY KEY (run_id, metric, split));
+    CREATE TABLE IF NOT EXISTS controls (
+        run_id TEXT, metric TEXT, split TEXT, control TEXT, value REAL, ci_low REAL, ci_high REAL,
+        gap REAL, gap_low REAL, gap_high REAL, p REAL,
+        PRIMARY KEY (run_id, metric, split, control));
     """
 
     def __init__(self, path: Path):
@@ -163,29 +179,55 @@ class Index:
         path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as db:
             db.executescript(self.SCHEMA)
+            legacy = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'metrics'").fetchone()
+        if legacy:
+            for run in self.runs():
+                metrics = Path(run["path"]) / "metrics.json"
+                if metrics.is_file():
+                    self.record(json.loads(metrics.read_text()), finished=run["finished"])
+            with closing(self._connect()) as db, db:
+                db.execute("DROP TABLE IF EXISTS metrics")
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=60)
         db.execute("PRAGMA journal_mode=WAL")
         return db
 
-    def record(self, summary: dict) -> None:
-        """Insert or replace one run and its metrics in a single transaction."""
+    def record(self, summary: dict, finished: float | None = None) -> None:
+        """Insert or replace one run, its scores and their controls in a single transaction."""
+        run_id = summary["run_id"]
         with closing(self._connect()) as db, db:
-            db.execute("DELETE FROM metrics WHERE run_id = ?", (summary["run_id"],))
+            for table in ("scores", "controls"):
+                db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
             db.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?)", (
-                summary["run_id"], summary["suite"], summary["variant"], summary["scale"], summary["seed"],
-                summary["path"], time.time(), json.dumps(summary["config"], sort_keys=True)))
+                run_id, summary["suite"], summary["variant"], summary["scale"], summary["seed"],
+                summary["path"], finished or time.time(), json.dumps(summary["config"], sort_keys=True)))
             for m in summary["metrics"]:
-                control = m["controls"][0] if m["controls"] else {}
-                db.execute("INSERT INTO metrics VALUES (?,?,?,?,?,?,?,?,?,?,?)", (
-                    summary["run_id"], m["metric"], m["split"], m["value"], m["ci"][0], m["ci"][1], m["n"],
-                    m["chance"], control.get("name"), control.get("value"), control.get("p_vs_control")))
+                chance_ci = m.get("chance_ci", [None, None])
+                db.execute("INSERT INTO scores VALUES (?,?,?,?,?,?,?,?,?,?,?)", (
+                    run_id, m["metric"], m["split"], m["value"], m["ci"][0], m["ci"][1], m["n"], m["chance"],
+                    chance_ci[0], chance_ci[1], m.get("warning")))
+                for c in m["controls"]:
+                    gap_ci = c.get("gap_ci", [None, None])
+                    db.execute("INSERT INTO controls VALUES (?,?,?,?,?,?,?,?,?,?,?)", (
+                        run_id, m["metric"], m["split"], c["name"], c["value"], *c.get("ci", [None, None]),
+                        c.get("gap"), gap_ci[0], gap_ci[1], c["p_vs_control"]))
 
-    def runs(self, suite: str | None = None) -> list[dict]:
+    def _query(self, sql: str, args: tuple) -> list[dict]:
         with closing(self._connect()) as db:
             db.row_factory = sqlite3.Row
-            sql, args = "SELECT * FROM runs", ()
-            if suite:
-                sql, args = sql + " WHERE suite = ?", (suite,)
-            return [dict(r) for r in db.execute(sql + " ORDER BY finished", args)]
+            return [dict(r) for r in db.execute(sql, args)]
+
+    def runs(self, suite: str | None = None) -> list[dict]:
+        """Finished runs (of ``suite``), oldest first."""
+        where, args = ("WHERE suite = ?", (suite,)) if suite else ("", ())
+        return self._query(f"SELECT * FROM runs {where} ORDER BY finished", args)
+
+    def scores(self, suite: str) -> list[dict]:
+        """Every score of ``suite``'s runs, with the run's variant, scale and seed."""
+        return self._query("SELECT s.*, r.variant, r.scale, r.seed, r.path FROM scores s JOIN runs r USING (run_id) "
+                           "WHERE r.suite = ? ORDER BY r.finished", (suite,))
+
+    def controls(self, suite: str) -> list[dict]:
+        """Every control of every score of ``suite``'s runs."""
+        return self._query("SELECT c.* FROM controls c JOIN runs r USING (run_id) WHERE r.suite = ?", (suite,))

@@ -1,0 +1,138 @@
+"""Leaderboards from a run index: pooling over seeds, controls and their marks, Borda with coverage, the
+md/csv/html trio, and the HTML page rendered in headless Chromium."""
+
+import csv
+import io
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from eegbench.errors import UserError
+from eegbench.track import leaderboard
+from eegbench.track.store import Index, Run
+
+# variant -> {seed: {metric: (value, control value)}}; no-clip lacks ssim; no-msm's ssim does not beat its control
+RUNS = {
+    "default": {0: {"image_nway_top1": (0.50, 0.10), "image_ssim_2way": (0.60, 0.50)},
+                1: {"image_nway_top1": (0.54, 0.11), "image_ssim_2way": (0.62, 0.50)},
+                2: {"image_nway_top1": (0.52, 0.09), "image_ssim_2way": (0.58, 0.49)}},
+    "no-msm": {0: {"image_nway_top1": (0.40, 0.10), "image_ssim_2way": (0.51, 0.50)},
+               1: {"image_nway_top1": (0.44, 0.10), "image_ssim_2way": (0.49, 0.50)}},
+    "no-clip": {0: {"image_nway_top1": (0.45, 0.12)}},
+}
+
+
+def record(index, root, variant, seed, metrics, lr=1e-3):
+    run_id = f"{variant}-{seed}-{lr}"
+    path = root / variant / run_id
+    records = []
+    for name, (value, control) in metrics.items():
+        gap = value - control
+        records.append({"metric": name, "split": "test", "n": 100, "value": value, "ci": [value - 0.05, value + 0.05],
+                        "chance": 0.1 if "nway" in name else 0.5, "chance_ci": [0.05, 0.15],
+                        "controls": [{"name": "shuffled_eeg", "value": control, "ci": [control - 0.05, control + 0.05],
+                                      "gap": gap, "gap_ci": [gap - 0.04, gap + 0.04], "p_vs_control": 0.001 if gap > 0.04 else 0.4}]})
+    summary = {"run_id": run_id, "suite": "dreamdiffusion", "variant": variant, "scale": "ci", "seed": seed,
+               "path": str(path), "config": {"seed": seed, "stages": {"generate": {"lr": lr}}}, "metrics": records}
+    run = Run(path)
+    run.write_json("metrics.json", summary)
+    run.save_checkpoint("generate", {"w": torch.zeros(1)}, {"history": [{"epoch": e, "val_loss": 1 / (e + 1)} for e in range(4)]})
+    index.record(summary)
+
+
+@pytest.fixture()
+def index(tmp_path):
+    index = Index(tmp_path / "runs" / "index.sqlite")
+    record(index, tmp_path / "runs", "default", 0, {"image_nway_top1": (0.9, 0.1)}, lr=1.0)  # an older config: hidden
+    for variant, seeds in RUNS.items():
+        for seed, metrics in seeds.items():
+            record(index, tmp_path / "runs", variant, seed, metrics)
+    return index
+
+
+def test_pooling_over_seeds_marks_and_borda_with_coverage(index):
+    board = leaderboard.build(index, "dreamdiffusion")
+    part = board.scales["ci"]
+    assert part["hidden"] == 1
+    rows = {(r["variant"], r["metric"]): r for r in part["rows"]}
+    nway = rows[("default", "image_nway_top1")]
+    values = [0.50, 0.54, 0.52]
+    half = 4.302653 * np.std(values, ddof=1) / np.sqrt(3)  # t(0.975, 2)
+    assert nway["seeds"] == 3 and nway["ci_over"] == "seeds"
+    assert nway["value"] == pytest.approx(0.52) and nway["ci_low"] == pytest.approx(0.52 - half, abs=1e-5)
+    assert rows[("no-clip", "image_nway_top1")]["ci_over"] == "trials"  # one seed: its own bootstrap interval
+    assert rows[("no-clip", "image_nway_top1")]["ci_low"] == pytest.approx(0.40)
+    assert rows[("no-msm", "image_ssim_2way")]["not_beaten"] == ["shuffled_eeg"]
+    assert rows[("default", "image_ssim_2way")]["not_beaten"] == []
+    ranking = {r["variant"]: r for r in part["ranking"]}
+    assert ranking["default"]["rank"] == 1 and ranking["no-msm"]["rank"] == 2
+    assert ranking["no-clip"]["rank"] is None and ranking["no-clip"]["coverage"] == "1/2"
+    assert {(p["variant"], p["value"]) for p in board.published} >= {("default", 0.458)}
+
+
+def test_the_md_csv_html_trio(index, tmp_path):
+    paths = leaderboard.write(leaderboard.build(index, "dreamdiffusion"), tmp_path / "boards")
+    assert [p.name for p in paths] == ["dreamdiffusion.md", "dreamdiffusion.csv", "dreamdiffusion.html"]
+    md = paths[0].read_text()
+    assert "**does not beat shuffled_eeg**" in md and "not ranked" in md and "Published (reported, not reproduced)" in md
+    rows = list(csv.DictReader(io.StringIO(paths[1].read_text())))
+    measured = [r for r in rows if r["source"] == "measured"]
+    assert len(measured) == 5 and {r["source"] for r in rows} == {"measured", "reported, not reproduced"}
+    page = paths[2].read_text()
+    assert page.count("data:image/png;base64,") >= 2  # metric plot and learning curves, embedded
+    assert "<tr class='fail'>" in page
+
+
+def test_no_runs_of_a_suite_is_one_clear_line(index):
+    with pytest.raises(UserError, match=r"no finished runs of suite 'eegclip'"):
+        leaderboard.build(index, "eegclip")
+
+
+def test_the_cli_builds_every_suite_with_runs(index, tmp_path, monkeypatch, capsys):
+    from test_cli import invoke
+
+    code, out, _ = invoke(monkeypatch, capsys, "leaderboard", "--out", str(tmp_path / "runs"), "--dest", str(tmp_path / "lb"))
+    assert code == 0 and (tmp_path / "lb" / "dreamdiffusion.html").is_file()
+    code, _, err = invoke(monkeypatch, capsys, "leaderboard", "--out", str(tmp_path / "nothing"))
+    assert code == 2 and "no run index here" in err
+
+
+def chromium():
+    for browser, driver in (("chromium", "chromedriver"), ("chromium-browser", "chromedriver")):
+        if shutil.which(browser) and shutil.which(driver):
+            return shutil.which(browser), shutil.which(driver)
+    if os.environ.get("EEGBENCH_REQUIRE_BROWSER"):  # .ci/run installs it: missing there is a failure, not a skip
+        pytest.fail("chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
+    pytest.skip("chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
+
+
+def test_the_html_page_renders_its_tables_in_headless_chromium(index, tmp_path):
+    from PIL import Image
+    from selenium import webdriver
+    from selenium.webdriver.common.by import By
+
+    browser, driver_path = chromium()
+    html = leaderboard.write(leaderboard.build(index, "dreamdiffusion"), tmp_path / "boards")[2]
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver_path), options=options)
+    try:
+        driver.get(html.as_uri())
+        table = driver.find_element(By.ID, "metrics-ci")
+        rows = table.find_elements(By.TAG_NAME, "tr")
+        assert len(rows) == 1 + 5 and table.size["height"] > 100 and table.size["width"] > 500
+        assert "does not beat shuffled_eeg" in driver.find_element(By.CSS_SELECTOR, "tr.fail").text
+        images = driver.find_elements(By.TAG_NAME, "img")
+        assert images and all(driver.execute_script("return arguments[0].naturalWidth", img) > 0 for img in images)
+        shot = tmp_path / "page.png"
+        assert driver.save_screenshot(str(shot))
+    finally:
+        driver.quit()
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.std() > 10  # text and lines, not a blank page
