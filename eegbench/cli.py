@@ -140,6 +140,35 @@ def leaderboard(
         console.print(f"{name}: " + "  ".join(str(f) for f in files))
 
 
+@app.command()
+def compare(
+    run_a: str = typer.Argument(..., help="A run folder, a run id, or suite/variant (all its seeds)."),
+    run_b: str = typer.Argument(..., help="The same kind of reference as RUN_A."),
+    out: Path = typer.Option(Path("runs"), help="Run store whose index resolves run ids and suite/variant."),
+    metric: list[str] = typer.Option([], help="Only these metrics (repeatable); default: every metric both have."),
+):
+    """Paired comparison: per test trial (two runs) or per seed (two variants); test, effect size, a verdict each."""
+    from eegbench.track import compare as cmp
+    from eegbench.track.store import Index
+
+    index = Index(out / "index.sqlite") if (out / "index.sqlite").is_file() else None
+    a, b = cmp.side(run_a, index), cmp.side(run_b, index)
+    paired, unit = cmp.pairs(a, b)
+    unknown = [m for m in metric if m not in paired]
+    if unknown:
+        raise UserError(f"--metric {unknown[0]}: not scored by both sides; pick from {', '.join(paired)}")
+    results = {m: cmp.paired_test(*paired[m]) for m in (metric or paired)}
+    table = Table(title=f"{run_a} vs {run_b} (paired per {unit.rstrip('s')})")
+    for col in ("metric", "n", "A - B [95% CI]", "test", "p", "effect size"):
+        table.add_column(col)
+    for m, r in results.items():
+        table.add_row(m, str(r["n"]), f"{r['difference']:+.3f} [{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}]", r["test"],
+                      f"{r['p']:.4f}", f"{r['effect_name']} {r['effect']:.2f}")
+    console.print(table)
+    for m, r in results.items():
+        console.print(cmp.verdict(m, r, "A", "B", unit), soft_wrap=True)
+
+
 @app.command("list")
 def list_(kind: Optional[str] = typer.Argument(None, help="One of: " + ", ".join(registry.REGISTRIES))):
     """List registered datasets, encoders, heads, stages, evaluations, controls and suites."""
