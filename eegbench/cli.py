@@ -169,6 +169,30 @@ def compare(
         console.print(cmp.verdict(m, r, "A", "B", unit), soft_wrap=True)
 
 
+@app.command()
+def sweep(
+    file: Path = typer.Argument(..., help="A sweep file, e.g. sweeps/smoke.yaml."),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL; default SQLite in the sweep folder. "
+                                                     "postgresql://USER:PASSWORD@HOST/DB shares one study across machines."),
+    out: Path = typer.Option(Path("runs"), help="Run store; the sweep's folder is <out>/sweeps/<name>/."),
+    trials: Optional[int] = typer.Option(None, min=1, help="Finished trials the study should hold (default: the file's)."),
+):
+    """Search a suite's settings on a validation objective with Optuna; many workers may share one study."""
+    from eegbench import paths, progress, sweeps
+
+    paths.configure_environment()
+    spec = sweeps.load(file)
+    if trials:
+        spec.trials = trials
+    with progress.bars():
+        result = sweeps.run(spec, out=out, cache_dir=paths.cache_dir(), storage_url=storage,
+                            progress=lambda message: console.print(f"[dim]{message}[/dim]", soft_wrap=True))
+    console.print(f"best trial {result['number']}: {spec.objective.key} = {result['value']:.4f} (validation) with "
+                  f"{result['best']}", soft_wrap=True)
+    console.print(f"trials: {', '.join(f'{n} {s.lower()}' for s, n in result['states'].items())}; the best as a variant: "
+                  f"{result['folder'] / 'best.yaml'}; plots in {result['folder']}", soft_wrap=True)
+
+
 @app.command("list")
 def list_(kind: Optional[str] = typer.Argument(None, help="One of: " + ", ".join(registry.REGISTRIES))):
     """List registered datasets, encoders, heads, stages, evaluations, controls and suites."""

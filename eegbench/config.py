@@ -334,9 +334,18 @@ def _known(layers, loc: tuple, reg: registry.Registry, name: str):
         raise _fail(layers, loc, str(exc)) from None
 
 
-def variants(suite: str) -> list[str]:
-    """The default variant followed by the suite's named variants."""
+def _merged(suite: str) -> dict:
     merged: dict = {}
     for _, tree in _with_includes(suite_path(suite)):
         merged = deep_merge(merged, tree)
-    return [DEFAULT_VARIANT, *(merged.get("variants") or {})]
+    return merged
+
+
+def variants(suite: str) -> list[str]:
+    """The default variant followed by the suite's named variants."""
+    return [DEFAULT_VARIANT, *(_merged(suite).get("variants") or {})]
+
+
+def variant_overrides(suite: str, variant: str) -> dict[str, Any]:
+    """The dotted overrides that define ``variant`` of ``suite`` (none for the default)."""
+    return dict((_merged(suite).get("variants") or {}).get(variant) or {})

@@ -26,7 +26,7 @@ from eegbench.evaluate.grids import grid_rows, image_grid_png
 from eegbench.evaluate.report import metric_record
 from eegbench.models.pretrained import Pretrained, resolve_folders
 from eegbench.track.environment import capture
-from eegbench.track.store import FINISHED, RUNNING, Index, Run
+from eegbench.track.store import FINISHED, RUNNING, TRAINED, Index, Run
 from eegbench.track.wandb_log import log_run
 
 
@@ -41,18 +41,21 @@ def run_dir(cfg: Resolved, out: Path) -> Path:
     return Path(out) / cfg.suite / cfg.variant / cfg.hash()
 
 
-def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False, wandb: str = "disabled") -> Outcome:
+def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False, wandb: str = "disabled",
+            train_only: bool = False, on_epoch=None) -> Outcome:
     """Run ``cfg`` into ``out``; reuse a finished run with the same id unless ``force``.
 
-    ``wandb`` is ``offline`` (files in the run folder), ``online`` or ``disabled``.
+    ``wandb`` is ``offline`` (files in the run folder), ``online`` or ``disabled``. ``train_only`` stops after
+    the stages, before any test prediction (status ``trained``, nothing indexed): what a sweep trial runs.
+    ``on_epoch(stage, record)`` hears every finished epoch.
     """
     path = run_dir(cfg, out)
-    run = Run(path)
-    if run.status == FINISHED and not force:
-        return Outcome(path, run.read_json("metrics.json"), reused=True)
+    run = Run(path, on_epoch=on_epoch)
+    if (run.status == FINISHED or (train_only and run.status == TRAINED)) and not force:
+        return Outcome(path, run.read_json("metrics.json") if run.status == FINISHED else {}, reused=True)
 
     stages = [registry.stages.get(s["kind"])(name, s, cfg.seed) for name, s in cfg.stages.items()]
-    evaluations = {name: registry.evaluations.get(name) for name in cfg.evaluate}
+    evaluations = {} if train_only else {name: registry.evaluations.get(name) for name in cfg.evaluate}
     needed = {m for part in [*stages, *evaluations.values()] for m in getattr(part, "needs", ())}
     dataset = registry.datasets.get(cfg.dataset["name"])(cfg.dataset, cache_dir)
     pretrained = Pretrained(resolve_folders(cfg, dataset.prepare, needed, cache_dir), cache_dir) if needed else None
@@ -74,6 +77,10 @@ def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False, w
         model = None
         for stage in stages:
             model = stage.run(data, run, model, pretrained)
+        if train_only:
+            run.write_json("run.json", {"status": TRAINED, "run_id": cfg.hash()})
+            run.log("trained (test not scored)")
+            return Outcome(path, {}, reused=False)
 
         ctx.run, ctx.stage, ctx.model = run, stages[-1], model
 

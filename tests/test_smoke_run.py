@@ -83,3 +83,36 @@ def test_interrupted_run_resumes_to_the_same_metrics(finished, ci_smoke, cache_d
     assert strip(resumed.metrics) == strip(outcome.metrics)
     with np.load(run_dir / "predictions" / "test.npz") as a, np.load(outcome.run_dir / "predictions" / "test.npz") as b:
         assert all(np.array_equal(a[k], b[k]) for k in a.files)
+
+
+def test_a_run_killed_mid_training_resumes_and_records_exactly_one_result(cache_dir, tmp_path):
+    """SIGKILL mid-training (no clean-up runs), then the same command again: it resumes from the last epoch
+    and the index holds one run with one row per metric."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "eegbench.cli", "run", "--suite", "smoke", "--scale", "ci", "--out", str(out),
+           "--no-wandb", "--set", 'dataset.world={"classes": 3, "images_per_class": 12, "subjects": 1}',
+           "--set", "stages.classify.epochs=25", "--set", "stages.classify.batch_size=8"]
+    env = {**os.environ, "EEGBENCH_CACHE": str(cache_dir)}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 600
+    while not any("classify: epoch 3 " in p.read_text() for p in out.glob("smoke/default/*/log.txt")):
+        assert proc.poll() is None and time.time() < deadline, "the run ended or stalled before epoch 3"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    run_dir = next(out.glob("smoke/default/*"))
+    assert Run(run_dir).status == "running" and not (run_dir / "metrics.json").exists()
+    assert not (out / "index.sqlite").exists() or not Index(out / "index.sqlite").runs()
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+    log = (run_dir / "log.txt").read_text()
+    assert "classify: resuming after epoch" in log and log.count("classify: selected epoch") == 1
+    index = Index(out / "index.sqlite")
+    assert [r["run_id"] for r in index.runs()] == [run_dir.name]
+    names = [s["metric"] for s in index.scores("smoke")]
+    assert sorted(names) == sorted(set(names)) == ["nway_top1", "probe:block_confound"]

@@ -27,7 +27,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-RUNNING, FINISHED = "running", "finished"
+RUNNING, TRAINED, FINISHED = "running", "trained", "finished"  # trained: stages done, test never scored (sweeps)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -85,10 +85,18 @@ def _json_default(obj: Any):
 
 
 class Run:
-    """One run folder. Created only once the run's inputs have been validated."""
+    """One run folder. Created only once the run's inputs have been validated.
 
-    def __init__(self, path: Path):
+    ``on_epoch(stage, record)``, when set, hears every finished epoch of every stage (sweeps prune on it).
+    """
+
+    def __init__(self, path: Path, on_epoch=None):
         self.path = path
+        self.on_epoch = on_epoch
+
+    def epoch_done(self, stage: str, record: dict) -> None:
+        if self.on_epoch is not None:
+            self.on_epoch(stage, record)
 
     @property
     def status(self) -> str | None:

@@ -35,15 +35,17 @@ def optimizer_from_tensors(opt, tensors: dict, meta: dict) -> None:
 
 
 def save_epoch(run, stage: str, model, opt, best: dict, meta: dict) -> None:
-    """End-of-epoch resume checkpoint: weights, best-so-far ``best["state"]``, optimiser state, ``meta``.
+    """End-of-epoch resume checkpoint: weights, best-so-far ``best["state"]``, optimiser state, ``meta``;
+    then the run hears of the epoch (``Run.epoch_done``).
 
-    ``best`` holds the selection score(s), its epoch and its weights; ``meta`` needs ``epoch``.
+    ``best`` holds the selection score(s), its epoch and its weights; ``meta`` needs ``epoch`` and ``history``.
     """
     opt_tensors, opt_meta = optimizer_to_tensors(opt)
     tensors = {**{f"model.{k}": v for k, v in model.state_dict().items()},
                **{f"best.{k}": v for k, v in best["state"].items()}, **opt_tensors}
     scores = {k: v for k, v in best.items() if k != "state"}
     run.save_checkpoint(stage, tensors, {**meta, "best": scores, "optimizer": opt_meta}, resume=True)
+    run.epoch_done(stage, meta["history"][-1])
 
 
 def load_epoch(run, stage: str, model, opt, initial: dict) -> tuple[dict, list, int]:
