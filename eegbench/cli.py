@@ -193,6 +193,61 @@ def sweep(
                   f"{result['folder'] / 'best.yaml'}; plots in {result['folder']}", soft_wrap=True)
 
 
+@app.command()
+def check(
+    suite: str = typer.Option("all", "--suite", help="A suite, or all of them."),
+    scale: str = typer.Option("ci", help="The scale to run (references are kept per scale)."),
+    update: bool = typer.Option(False, "--update", help="Rewrite the reference figures from fresh runs (deliberately)."),
+    refs: Path = typer.Option(Path("leaderboards"), help="Folder of <suite>.<scale>.reference.json."),
+    out: Optional[Path] = typer.Option(None, help="Run store for the fresh runs; default: a temporary folder."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key of every suite run (a smaller subset)."),
+):
+    """Run suites afresh and compare every metric and control with the committed references; exit 1 on a regression."""
+    import tempfile
+
+    from eegbench import paths, progress
+    from eegbench.runner import execute
+    from eegbench.track import check as checks
+    from eegbench.track.store import atomic_write_json
+
+    paths.configure_environment()
+    names = [entry.name for entry in registry.suites] if suite == "all" else [suite]
+    overrides = config.parse_set(set_)
+    resolved = {name: config.resolve(name, scale=scale, overrides=overrides) for name in names}
+    references = {} if update else {name: checks.load_reference(refs, name, scale) for name in names}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, cfg in resolved.items():
+            console.rule(f"check {name} (scale {scale}, run {cfg.hash()})")
+            with progress.bars():
+                summary = execute(cfg, out=out or Path(tmp), cache_dir=paths.cache_dir(), force=True).metrics
+            new = checks.reference(summary)
+            if update:
+                atomic_write_json(checks.reference_path(refs, name, scale), new)
+                console.print(f"{name}: {len(new['metrics'])} reference metrics written to "
+                              f"{checks.reference_path(refs, name, scale)}")
+                continue
+            if references[name]["run_id"] != new["run_id"]:
+                console.print(f"[yellow]{name}: the suite's config changed since its references were written[/yellow]")
+            rows += checks.comparisons(references[name], new)
+    if update:
+        return
+    rows = checks.judge(rows)
+    bad = [r for r in rows if r["status"] != "ok"]
+    if not bad:
+        console.print(f"check passed: all {len(rows)} metrics and controls of {', '.join(names)} within tolerance")
+        return
+    table = Table(title=f"regressions: {len(bad)} of {len(rows)} figures")
+    for col in ("suite", "metric [control]", "reference", "now", "change", "tolerance", "status"):
+        table.add_column(col)
+    for r in bad:
+        now = "-" if r["new"] is None else f"{r['new']:.3f}"
+        change = "-" if r["new"] is None else f"{r['new'] - r['ref']:+.3f}"
+        table.add_row(r["suite"], r["what"], f"{r['ref']:.3f}", now, change, f"{r['tolerance']:.3f}", r["status"])
+    console.print(table)
+    raise typer.Exit(1)
+
+
 @app.command("list")
 def list_(kind: Optional[str] = typer.Argument(None, help="One of: " + ", ".join(registry.REGISTRIES))):
     """List registered datasets, encoders, heads, stages, evaluations, controls and suites."""
