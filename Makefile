@@ -6,7 +6,7 @@ PY := .venv/bin/python
 export EEGBENCH_CACHE ?= $(CURDIR)/.cache
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup run test bench
+.PHONY: setup run test check bench
 
 $(UV):
 	python3 -m venv $(BOOT)
@@ -20,6 +20,9 @@ run: setup  ## the main job on the embedded default (synthetic world)
 
 test: setup  ## the test suite
 	$(PY) -m pytest
+
+check: setup  ## regression check: every suite at ci scale against leaderboards/*.ci.reference.json
+	.venv/bin/eegbench check --suite all --scale ci
 
 bench: setup  ## print the speed and size figures the issues ask for
 	$(PY) scripts/bench_foundation.py

@@ -12,8 +12,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session", autouse=True)
 def cache_dir(tmp_path_factory) -> Path:
-    """One cache folder for the whole session (ci world generated once; HF, W&B, matplotlib caches too)."""
-    path = tmp_path_factory.mktemp("cache")
+    """One cache folder for the whole session (ci world generated once; HF, W&B, matplotlib caches too):
+    ``$EEGBENCH_TEST_CACHE`` when set (CI shares it with the regression check), else a fresh temporary one."""
+    shared = os.environ.get("EEGBENCH_TEST_CACHE")
+    path = Path(shared) if shared else tmp_path_factory.mktemp("cache")
+    path.mkdir(parents=True, exist_ok=True)
     os.environ["EEGBENCH_CACHE"] = str(path)
     from eegbench import paths
 

@@ -190,7 +190,9 @@ def test_a_real_blip_folder_is_checked_file_by_file(tmp_path):
 
 
 def test_captions_naming_unknown_images_or_missing_some_fail_before_training(finished, cache_dir, tmp_path):
-    world = next(cache_dir.glob("worlds/imagenet-eeg-*"))
+    from eegbench.synthetic.imagenet_eeg import WorldSpec
+
+    world = cache_dir / "worlds" / f"imagenet-eeg-{WorldSpec(**tiny().dataset['world']).key()}"
     captions = json.loads((world / "captions.json").read_text())
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({**captions, "n00000000_1": "a ghost"}))
