@@ -126,3 +126,28 @@ def test_retrieval_head_outputs_a_candidate():
     candidates = sorted(set(CAPTIONS))
     head = RetrievalTextHead(6, candidates, torch.randn(len(candidates), 5))
     assert set(head.generate(torch.randn(10, 6))) <= set(candidates)
+
+
+def test_a_transformers_blip_folder_captions_through_the_real_loading_code(tmp_path):
+    """A tiny random BLIP saved with save_pretrained (the layout of blip-image-captioning-base) loads and captions."""
+    from transformers import BertTokenizerFast, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+
+    from eegbench.evaluate.judges import check_captioner_folder, load_captioner
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "red", "circle", "blue", "square"]
+    (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"), bos_token="[CLS]")
+    processor = BlipProcessor(BlipImageProcessor(size={"height": 16, "width": 16}), tokenizer)
+    torch.manual_seed(0)
+    small = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32}
+    config = BlipConfig(text_config={**small, "vocab_size": len(words), "bos_token_id": 2, "sep_token_id": 3, "pad_token_id": 0},
+                        vision_config={**small, "image_size": 16, "patch_size": 8}, projection_dim=16)
+    folder = tmp_path / "blip"
+    BlipForConditionalGeneration(config).save_pretrained(folder, safe_serialization=True)
+    processor.save_pretrained(folder)
+    assert check_captioner_folder(folder) == "blip"
+    captioner = load_captioner(folder)
+    captioner.max_new_tokens = 4
+    captions = captioner.caption(np.random.default_rng(0).integers(0, 255, (3, 3, 16, 16), dtype=np.uint8))
+    assert len(captions) == 3 and all(isinstance(c, str) for c in captions)
+    assert all(set(c.split()) <= set(words[5:]) for c in captions)

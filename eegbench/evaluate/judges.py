@@ -34,7 +34,7 @@ CLIP_WEIGHTS = "open_clip_model.safetensors"
 CAPTIONER_CONFIG = "captioner.json"
 CAPTION_BANK = "captions.json"
 RETRIEVAL_CAPTIONER = "eegbench-clip-retrieval"
-BLIP_FILES = {"config": ("config.json",), "image processor": ("preprocessor_config.json",),
+BLIP_FILES = {"config": ("config.json",), "image processor": ("preprocessor_config.json", "processor_config.json"),
               "weights": ("model.safetensors",), "tokenizer": ("tokenizer.json", "vocab.txt")}
 _CLIP_KEYS = ("embed_dim", "vision_cfg", "text_cfg")
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -328,7 +328,25 @@ def _pil_images(images: np.ndarray) -> list:
     return [Image.fromarray(np.ascontiguousarray(img.transpose(1, 2, 0))) for img in images]
 
 
-class ClipRetrievalCaptioner:
+class Captioner:
+    """Base of the captioners: ``caption(images)`` batches a uint8 array [N, 3, H, W] through ``_batch``."""
+
+    batch_size: int
+
+    def caption(self, images: np.ndarray) -> list[str]:
+        """One caption per image of the uint8 array [N, 3, H, W]."""
+        import torch
+
+        pil = _pil_images(images)
+        with torch.no_grad():
+            return [text for start in range(0, len(pil), self.batch_size)
+                    for text in self._batch(pil[start: start + self.batch_size])]
+
+    def _batch(self, images: list) -> list[str]:
+        raise NotImplementedError
+
+
+class ClipRetrievalCaptioner(Captioner):
     """Captions an image with the bank caption whose CLIP text embedding is nearest its CLIP image embedding."""
 
     def __init__(self, folder: Path, batch_size: int = 256):
@@ -345,22 +363,15 @@ class ClipRetrievalCaptioner:
         self.model.requires_grad_(False)
         self.bank_embeddings = clip_text_embeddings(self.model, tokenizer, self.bank)
 
-    def caption(self, images: np.ndarray) -> list[str]:
-        """One bank caption per image of the uint8 array [N, 3, H, W]."""
+    def _batch(self, images: list) -> list[str]:
         import torch
 
-        pil = _pil_images(images)
-        device = next(self.model.parameters()).device
-        out: list[str] = []
-        with torch.no_grad():
-            for start in range(0, len(pil), self.batch_size):
-                x = torch.stack([self.preprocess(img) for img in pil[start: start + self.batch_size]]).to(device)
-                emb = torch.nn.functional.normalize(self.model.encode_image(x).float(), dim=-1).cpu().numpy()
-                out += [self.bank[i] for i in (emb @ self.bank_embeddings.T).argmax(1)]
-        return out
+        x = torch.stack([self.preprocess(img) for img in images]).to(next(self.model.parameters()).device)
+        emb = torch.nn.functional.normalize(self.model.encode_image(x).float(), dim=-1).cpu().numpy()
+        return [self.bank[i] for i in (emb @ self.bank_embeddings.T).argmax(1)]
 
 
-class BlipCaptioner:
+class BlipCaptioner(Captioner):
     """A transformers BLIP captioning model: greedy captions of at most ``max_new_tokens`` tokens."""
 
     def __init__(self, folder: Path, batch_size: int = 16, max_new_tokens: int = 30):
@@ -380,16 +391,7 @@ class BlipCaptioner:
             raise UserError(f"{folder}: cannot load as a BLIP captioner ({detail}); {_FIX_CAPTIONER}") from None
         self.model.eval().requires_grad_(False)
 
-    def caption(self, images: np.ndarray) -> list[str]:
-        """One generated caption per image of the uint8 array [N, 3, H, W]."""
-        import torch
-
-        pil = _pil_images(images)
-        device = next(self.model.parameters()).device
-        out: list[str] = []
-        with torch.no_grad():
-            for start in range(0, len(pil), self.batch_size):
-                inputs = self.processor(images=pil[start: start + self.batch_size], return_tensors="pt").to(device)
-                ids = self.model.generate(pixel_values=inputs.pixel_values, max_new_tokens=self.max_new_tokens)
-                out += [text.strip() for text in self.processor.batch_decode(ids, skip_special_tokens=True)]
-        return out
+    def _batch(self, images: list) -> list[str]:
+        inputs = self.processor(images=images, return_tensors="pt").to(next(self.model.parameters()).device)
+        ids = self.model.generate(pixel_values=inputs.pixel_values, max_new_tokens=self.max_new_tokens)
+        return [text.strip() for text in self.processor.batch_decode(ids, skip_special_tokens=True)]
