@@ -22,7 +22,7 @@ test: setup  ## the test suite
 	$(PY) -m pytest
 
 check: setup  ## regression check: every suite at ci scale against leaderboards/*.ci.reference.json
-	.venv/bin/eegbench check --suite all --scale ci
+	.venv/bin/eegbench check --suite all --scale ci $(CHECK_ARGS)
 
 bench: setup  ## print the speed and size figures the issues ask for
 	$(PY) scripts/bench_foundation.py

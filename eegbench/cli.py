@@ -201,6 +201,8 @@ def check(
     refs: Path = typer.Option(Path("leaderboards"), help="Folder of <suite>.<scale>.reference.json."),
     out: Optional[Path] = typer.Option(None, help="Run store for the fresh runs; default: a temporary folder."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key of every suite run (a smaller subset)."),
+    reuse: bool = typer.Option(False, "--reuse", help="Compare finished runs of the same config already in --out "
+                                                      "(e.g. the ones CI's tests just made) instead of rerunning them."),
 ):
     """Run suites afresh and compare every metric and control with the committed references; exit 1 on a regression."""
     import tempfile
@@ -220,7 +222,10 @@ def check(
         for name, cfg in resolved.items():
             console.rule(f"check {name} (scale {scale}, run {cfg.hash()})")
             with progress.bars():
-                summary = execute(cfg, out=out or Path(tmp), cache_dir=paths.cache_dir(), force=True).metrics
+                outcome = execute(cfg, out=out or Path(tmp), cache_dir=paths.cache_dir(), force=not reuse)
+            if outcome.reused:
+                console.print(f"[dim]{name}: the finished run {outcome.run_dir} of this config is compared[/dim]")
+            summary = outcome.metrics
             new = checks.reference(summary)
             if update:
                 atomic_write_json(checks.reference_path(refs, name, scale), new)

@@ -25,6 +25,14 @@ def cache_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def ci_runs(tmp_path_factory) -> Path:
+    """Run store of the suites' default ci runs: ``$EEGBENCH_TEST_RUNS`` when set, so that CI's regression
+    check (``eegbench check --reuse``) compares the runs this session made instead of training them again."""
+    shared = os.environ.get("EEGBENCH_TEST_RUNS")
+    return Path(shared) if shared else tmp_path_factory.mktemp("ci-runs")
+
+
+@pytest.fixture(scope="session")
 def ci_smoke(cache_dir):
     """The smoke suite resolved at ci scale."""
     from eegbench import config

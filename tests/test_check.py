@@ -32,11 +32,12 @@ def test_check_passes_when_clean_and_fails_on_a_broken_metric(tmp_path, cache_di
     refs = ["--suite", "smoke", "--scale", "ci", "--refs", str(tmp_path), *TINY]
     code, out, err = invoke(monkeypatch, capsys, "check", "--suite", "smoke", "--scale", "ci", "--refs", str(tmp_path / "none"))
     assert code == 2 and "no reference figures for smoke at ci" in err and "--update" in err  # before running anything
-    code, out, _ = invoke(monkeypatch, capsys, "check", "--update", *refs)
+    store = ["--out", str(tmp_path / "runs")]
+    code, out, _ = invoke(monkeypatch, capsys, "check", "--update", *refs, *store)
     saved = json.loads((tmp_path / "smoke.ci.reference.json").read_text())
     assert code == 0 and set(saved["metrics"]) == {"nway_top1", "probe:block_confound"}
-    code, out, _ = invoke(monkeypatch, capsys, "check", *refs)
-    assert code == 0 and "check passed" in out, out
+    code, out, _ = invoke(monkeypatch, capsys, "check", *refs, *store, "--reuse")  # the finished run, not retrained
+    assert code == 0 and "is compared" in out and "check passed" in out, out
 
     real = registry.evaluations.get("nway_top1")
 

@@ -19,9 +19,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def runs(cache_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs")
-    return {v: execute(config.resolve("dreamdiffusion", variant=v, scale="ci"), out=out, cache_dir=cache_dir)
+def runs(cache_dir, ci_runs):
+    return {v: execute(config.resolve("dreamdiffusion", variant=v, scale="ci"), out=ci_runs, cache_dir=cache_dir)
             for v in ("default", "no-msm-no-clip")}
 
 

@@ -16,9 +16,9 @@ TASKS = ("pathological", "age", "gender", "medication")
 
 
 @pytest.fixture(scope="module")
-def runs(cache_dir, tmp_path_factory):
+def runs(cache_dir, ci_runs, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    default = execute(config.resolve("eegclip", scale="ci"), out=out, cache_dir=cache_dir)
+    default = execute(config.resolve("eegclip", scale="ci"), out=ci_runs, cache_dir=cache_dir)
     # the control needs only the alignment-based numbers; the baselines do not depend on the pairing
     shuffled = execute(config.resolve("eegclip", scale="ci", variant="shuffled-pairs", overrides={
         "evaluate": ["zero_shot", "retrieval"], "evaluation_args.baselines": None}), out=out, cache_dir=cache_dir)

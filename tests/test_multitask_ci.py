@@ -18,9 +18,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def runs(cache_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs")
-    return {suite: execute(config.resolve(suite, scale="ci"), out=out, cache_dir=cache_dir).metrics
+def runs(cache_dir, ci_runs):
+    return {suite: execute(config.resolve(suite, scale="ci"), out=ci_runs, cache_dir=cache_dir).metrics
             for suite in ("multitask", "thought2text")}
 
 

@@ -12,9 +12,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def finished(ci_smoke, cache_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs")
-    return execute(ci_smoke, out=out, cache_dir=cache_dir, wandb="offline"), out
+def finished(ci_smoke, cache_dir, ci_runs):
+    return execute(ci_smoke, out=ci_runs, cache_dir=cache_dir, wandb="offline"), ci_runs
 
 
 def test_decodes_far_above_chance_and_controls_sit_at_chance(finished):
