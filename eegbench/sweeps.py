@@ -144,6 +144,7 @@ def run(sweep: SweepFile, *, out: Path, cache_dir: Path, storage_url: str | None
     from optuna.trial import TrialState
 
     from eegbench.runner import execute
+    from eegbench.track.store import Run
 
     folder = Path(out) / "sweeps" / sweep.sweep
     folder.mkdir(parents=True, exist_ok=True)
@@ -152,8 +153,7 @@ def run(sweep: SweepFile, *, out: Path, cache_dir: Path, storage_url: str | None
                                           n_warmup_steps=sweep.pruner.warmup_epochs)
               if sweep.pruner.kind == "median" else optuna.pruners.NopPruner())
     study = optuna.create_study(study_name=sweep.sweep, storage=storage(storage_url, folder), load_if_exists=True,
-                                direction=sweep.objective.direction, pruner=pruner,
-                                sampler=optuna.samplers.TPESampler(seed=None))
+                                direction=sweep.objective.direction, pruner=pruner)
     finished = (TrialState.COMPLETE, TrialState.PRUNED)
     goal = sweep.objective
 
@@ -179,8 +179,6 @@ def run(sweep: SweepFile, *, out: Path, cache_dir: Path, storage_url: str | None
 
         progress(f"trial {trial.number}: {params}")
         outcome = execute(cfg, out=folder / "trials", cache_dir=cache_dir, train_only=True, on_epoch=on_epoch)
-        from eegbench.track.store import Run
-
         history = (Run(outcome.run_dir).checkpoint_meta(goal.stage) or {}).get("history") or []
         scores = [h[goal.key] for h in history if goal.key in h]
         if not scores:
@@ -225,25 +223,19 @@ def export(study, sweep: SweepFile, folder: Path) -> dict:
 
 
 def plots(study, folder: Path) -> None:
-    """``optimization_history.png`` and, with two or more completed trials, ``param_importances.png``."""
+    """``optimization_history.png`` and, with two completed trials and two parameters, ``param_importances.png``."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 
+    from eegbench.evaluate.grids import figure_png
     from eegbench.track.store import atomic_write_bytes
 
+    figures = {"optimization_history": ovm.plot_optimization_history}
+    if sum(t.state.name == "COMPLETE" for t in study.trials) >= 2 and len(study.best_trial.params) >= 2:
+        figures["param_importances"] = ovm.plot_param_importances
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
-        figures = {"optimization_history": ovm.plot_optimization_history}
-        if len(study.best_trials) and sum(t.state.name == "COMPLETE" for t in study.trials) >= 2 and len(study.best_trial.params) >= 2:
-            figures["param_importances"] = ovm.plot_param_importances
         for name, plot in figures.items():
-            import io
-
-            ax = plot(study)
-            buf = io.BytesIO()
-            ax.figure.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-            plt.close(ax.figure)
-            atomic_write_bytes(folder / f"{name}.png", buf.getvalue())
+            atomic_write_bytes(folder / f"{name}.png", figure_png(plot(study).figure))

@@ -3,7 +3,6 @@ md/csv/html trio, and the HTML page rendered in headless Chromium."""
 
 import csv
 import io
-import json
 import os
 import shutil
 

@@ -9,14 +9,13 @@ validation recordings; test recordings are only ever predicted.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 from pydantic import Field, field_validator
 
 from eegbench.config import StrictModel
 from eegbench.data.tuab import TASKS
 from eegbench.evaluate.context import evaluation
+from eegbench.evaluate.grids import figure_png
 from eegbench.evaluate.stats import class_balance_weights, weighted_mean
 
 NOTE = "recording-level balanced accuracy (window outputs averaged per recording), chance 0.5"
@@ -228,10 +227,7 @@ def _learning_curve(parts: dict, args: FewShotArgs, n_subjects: int, warnings: l
            title="few-shot logistic regression on EEG-CLIP features\n(mean +- SD over subject draws)"
                  + ("".join(f"\nWARNING: {w}" for w in warnings)))
     ax.legend(fontsize=8)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig, dpi=100)
 
 
 @evaluation("embeddings", needs=("text",), config=RetrievalArgs)

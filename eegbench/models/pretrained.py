@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from eegbench import progress
 from eegbench.errors import UserError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 FLAGS = {"sd": "--sd-weights", "clip": "--clip-weights", "judge": "--judge-weights", "text": "--text-weights",
          "lm": "--lm-weights", "captioner": "--captioner-weights"}

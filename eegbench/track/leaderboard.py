@@ -225,12 +225,9 @@ def csv_text(board: Board) -> str:
 
 
 def _png(fig) -> str:
-    import matplotlib.pyplot as plt
+    from eegbench.evaluate.grids import figure_png
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode()
+    return base64.b64encode(figure_png(fig)).decode()
 
 
 def metric_plot(rows: list[dict], metrics: list[str]) -> str:
