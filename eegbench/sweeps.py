@@ -190,7 +190,9 @@ def run(sweep: SweepFile, *, out: Path, cache_dir: Path, storage_url: str | None
         if count() >= sweep.trials:  # finished or being run by another worker
             study.stop()
 
-    optuna.storages.fail_stale_trials(study)  # a killed worker's trial: failed and queued again with its parameters
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # a killed worker's trial: failed and queued again with its parameters
     if count() < sweep.trials:
         study.optimize(objective, callbacks=[enough], catch=(Surplus,), gc_after_trial=True)
     return export(study, sweep, folder)
