@@ -89,7 +89,8 @@ def paired_test(x: np.ndarray, y: np.ndarray, seed: int = 0) -> dict:
 def verdict(metric: str, result: dict, a: str, b: str, unit: str) -> str:
     """One line: who is ahead on ``metric``, by how much, and how sure."""
     lo, hi = result["ci"]
-    detail = (f"{result['difference']:+.3f} [{lo:+.3f}, {hi:+.3f}], p = {result['p']:.4f} ({result['test']}, "
+    p = f"p = {result['p']:.4f}" if result["p"] >= 1e-4 else "p < 0.0001"
+    detail = (f"{result['difference']:+.3f} [{lo:+.3f}, {hi:+.3f}], {p} ({result['test']}, "
               f"{result['n']} {unit}), {result['effect_name']} = {result['effect']:.2f}")
     if result["p"] < ALPHA:
         winner, loser = (a, b) if result["difference"] > 0 else (b, a)
