@@ -32,14 +32,19 @@ def mismatched(n: int, seed: int) -> np.ndarray:
     return (np.arange(n) + np.random.default_rng(seed).integers(1, max(n, 2))) % n
 
 
+def noting_empty(out: dict, outputs, what: str = "outputs") -> dict:
+    """``out`` with a note counting the empty texts among ``outputs`` (they scored 0), if any."""
+    empty = sum(not normalise(o) for o in outputs)
+    if empty:
+        out["note"] = "; ".join(filter(None, (out.get("note"), f"{empty} of {len(outputs)} {what} empty (scored 0)")))
+    return out
+
+
 def scored(fn, outputs, targets, seed: int) -> dict:
     """``fn(output, target)`` per trial, and the chance-level score with targets paired to other trials."""
-    empty = sum(not normalise(o) for o in outputs)
-    out = {"per_trial": np.array([fn(o, t) for o, t in zip(outputs, targets)], dtype=float),
-           "chance_per_trial": np.array([fn(o, targets[j]) for o, j in zip(outputs, mismatched(len(outputs), seed))])}
-    if empty:
-        out["note"] = f"{empty} of {len(outputs)} outputs empty (scored 0)"
-    return out
+    return noting_empty({"per_trial": np.array([fn(o, t) for o, t in zip(outputs, targets)], dtype=float),
+                         "chance_per_trial": np.array([fn(o, targets[j]) for o, j in
+                                                       zip(outputs, mismatched(len(outputs), seed))])}, outputs)
 
 
 def sentence_bleu(hypothesis: str, reference: str, n: int) -> float:
@@ -107,11 +112,8 @@ def similarity_scored(ctx, outputs: list[str], targets: list[str]) -> dict:
     """:func:`scored` for MiniLM cosine, embedding each distinct text once."""
     outputs, targets = list(outputs), list(targets)
     shifted = [targets[j] for j in mismatched(len(outputs), ctx.seed)]
-    empty = sum(not normalise(o) for o in outputs)
-    out = {"per_trial": minilm_cosine(ctx, outputs, targets), "chance_per_trial": minilm_cosine(ctx, outputs, shifted)}
-    if empty:
-        out["note"] = f"{empty} of {len(outputs)} outputs empty (scored 0)"
-    return out
+    return noting_empty({"per_trial": minilm_cosine(ctx, outputs, targets),
+                         "chance_per_trial": minilm_cosine(ctx, outputs, shifted)}, outputs)
 
 
 @evaluation(reads="text", needs=("text",))
@@ -153,12 +155,8 @@ def _clipscore(ctx, image_emb: np.ndarray, texts) -> dict:
     texts = list(texts)
     text_emb = clip_text_features(ctx, texts)
     shift = mismatched(len(texts), ctx.seed)
-    empty = sum(not normalise(t) for t in texts)
-    out = {"per_trial": clipscore(image_emb, text_emb, texts),
-           "chance_per_trial": clipscore(image_emb, text_emb[shift], [texts[j] for j in shift])}
-    if empty:
-        out["note"] = f"{empty} of {len(texts)} outputs empty (scored 0)"
-    return out
+    return noting_empty({"per_trial": clipscore(image_emb, text_emb, texts),
+                         "chance_per_trial": clipscore(image_emb, text_emb[shift], [texts[j] for j in shift])}, texts)
 
 
 @evaluation(reads="text", needs=("clip",), precheck=lambda ctx: ctx.check_stimuli())
@@ -182,8 +180,4 @@ def clipscore_generated(pred: dict, ctx) -> dict:
 def image_text_consistency(pred: dict, ctx) -> dict:
     """MiniLM cosine of the captioner's caption of the generated image (first sample) and the generated text."""
     captions = ctx.pretrained.captioner().caption(pred["images"][:, 0])
-    out = similarity_scored(ctx, pred["text"], captions)
-    empty = sum(not normalise(c) for c in captions)
-    if empty:
-        out["note"] = "; ".join(filter(None, (out.get("note"), f"{empty} image caption(s) empty (scored 0)")))
-    return out
+    return noting_empty(similarity_scored(ctx, pred["text"], captions), captions, "image captions")
