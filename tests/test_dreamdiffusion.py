@@ -69,8 +69,9 @@ def test_run_folder_holds_grids_plots_and_small_checkpoints(finished):
     assert not any(n.endswith(".resume.safetensors") for n in names)
     tensors, meta = Run(outcome.run_dir).load_checkpoint("generate")
     assert meta["selected_on"] == "val" and len(meta["history"]) == 3
-    assert {k.split(".")[0] for k in tensors} == {"encoder", "conditioner", "unet_params"}  # frozen SD not saved
-    assert all("attn2" in k or "norm2" in k for k in tensors if k.startswith("unet_params"))
+    assert {k.split(".")[0] for k in tensors} == {"encoder", "image"}  # the encoder and the image head
+    assert {k.split(".")[1] for k in tensors if k.startswith("image.")} == {"conditioner", "unet_params"}  # frozen SD not saved
+    assert all("attn2" in k or "norm2" in k for k in tensors if k.startswith("image.unet_params"))
     media = {p.name.split("_")[0] for p in outcome.run_dir.glob("wandb/offline-run-*/files/media/images/samples/*.png")}
     assert media >= {"test", "msm"}  # the grids and the reconstruction plot reach the W&B mirror
     from PIL import Image
@@ -108,7 +109,7 @@ def test_every_scheduler_samples_the_same_images_twice(finished, scheduler):
     data = dataset.load()
     folders = resolve_folders(cfg, dataset.prepare, {"sd", "clip"}, outcome.run_dir.parents[3])
     stage = registry.stages.get("generative")("generate", cfg.stages["generate"], seed=0)
-    model = stage.build(*data.eeg.shape[1:], Pretrained(folders, outcome.run_dir.parents[3]).sd(), 64)
+    model = stage.build(*data.eeg.shape[1:], Pretrained(folders, outcome.run_dir.parents[3]), data)
     eeg = data.eeg[data.splits["test"][:2]]
     first, second = stage.predict(model, eeg)["images"], stage.predict(model, eeg)["images"]
     assert first.shape == (2, 2, 3, 16, 16) and first.dtype == np.uint8
@@ -118,7 +119,7 @@ def test_every_scheduler_samples_the_same_images_twice(finished, scheduler):
 def test_trained_on_noise_variant_never_sees_eeg(cache_dir, tmp_path):
     outcome = execute(tiny("trained-on-noise"), out=tmp_path, cache_dir=cache_dir)
     log = (outcome.run_dir / "log.txt").read_text()
-    assert re.search(r"generate: training on \d+ trials \(noise\)", log), log
+    assert re.search(r"generate: training diffusion\+clip on \d+ trials \(noise\)", log), log
     assert outcome.metrics["config"]["stages"]["msm"]["train_on"] == "noise"
 
 
