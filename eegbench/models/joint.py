@@ -10,10 +10,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from eegbench.models.eegclip import contrastive_loss
+from eegbench.models.text_heads import text_space_infonce
 
 
 class JointModel(nn.Module):
@@ -40,5 +39,4 @@ class JointModel(nn.Module):
 
     def alignment_loss(self, features: torch.Tensor, text_emb: torch.Tensor, pair_id: torch.Tensor) -> torch.Tensor:
         """InfoNCE between projected EEG features and unit CLIP text embeddings; trials of one image are positives."""
-        logits = F.normalize(self.text_align(features), dim=-1) @ text_emb.T * self.align_scale.exp().clamp(max=100)
-        return contrastive_loss(logits, pair_id)
+        return text_space_infonce(self.text_align(features), text_emb, self.align_scale, pair_id)

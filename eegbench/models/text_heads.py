@@ -22,6 +22,14 @@ from torch import nn
 from eegbench.models.eegclip import contrastive_loss
 
 
+def text_space_infonce(projected: torch.Tensor, text_emb: torch.Tensor, log_scale: torch.Tensor,
+                       pair_id: torch.Tensor) -> torch.Tensor:
+    """Multi-positive InfoNCE of projected features (normalised here) against unit text embeddings, scaled by
+    ``exp(log_scale)`` (at most 100); rows with the same ``pair_id`` are positives."""
+    logits = F.normalize(projected, dim=-1) @ text_emb.T * log_scale.exp().clamp(max=100)
+    return contrastive_loss(logits, pair_id)
+
+
 class RetrievalTextHead(nn.Module):
     """Features -> CLIP text space; the output caption is the nearest of ``candidates``."""
 
@@ -37,8 +45,7 @@ class RetrievalTextHead(nn.Module):
 
     def loss(self, features: torch.Tensor, batch: dict) -> torch.Tensor:
         """Multi-positive InfoNCE against ``batch["text_emb"]`` (unit CLIP text embeddings), positives by ``batch["pair_id"]``."""
-        logits = self.embed(features) @ batch["text_emb"].T * self.scale.exp().clamp(max=100)
-        return contrastive_loss(logits, batch["pair_id"])
+        return text_space_infonce(self.proj(features), batch["text_emb"], self.scale, batch["pair_id"])
 
     def generate(self, features: torch.Tensor, prompts: list[str] | None = None) -> list[str]:
         best = (self.embed(features) @ self.bank.T).argmax(1)

@@ -1,7 +1,7 @@
 """The generative stage: one EEG encoder, DreamDiffusion's image head and/or a text head, trained jointly.
 
-Image head (``image: true``, DreamDiffusion). The EEG encoder (the MAE-ViT an ``msm`` stage hands on, or a fresh one for the no-pretraining
-ablations) feeds an :class:`~eegbench.models.image_head.EEGConditioner` whose output replaces the
+Image head (``image: true``, DreamDiffusion). The EEG encoder (the MAE-ViT an ``msm`` stage hands
+on, or a fresh one for the no-pretraining ablations) feeds an :class:`~eegbench.models.image_head.EEGConditioner` whose output replaces the
 caption's context in a frozen Stable Diffusion pipeline. Trained: the encoder, the conditioner and
 the UNet's cross-attention layers with the norms before them; the VAE, text encoder and the rest
 of the UNet stay frozen. Loss per batch: the usual noise-prediction MSE on the stimulus's VAE
