@@ -17,12 +17,13 @@ from rich.table import Table
 
 from eegbench import config, registry
 from eegbench.errors import UserError
+from eegbench.runtime import is_main_process
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Benchmark EEG decoding into images and text; every number beside its control, chance and CI.")
 data_app = typer.Typer(no_args_is_help=True, help="Prepare datasets: generate synthetic worlds, build array caches.")
 app.add_typer(data_app, name="data")
-console = Console()
+console = Console(quiet=not is_main_process())  # launched processes: only the main one prints
 err = Console(stderr=True)
 
 
@@ -41,6 +42,9 @@ def run(
                                                      "(e.g. blip-image-captioning-base)."),
     on_bad_file: Optional[str] = typer.Option(None, help="fail | skip: what an unreadable recording does (TUAB)."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key, e.g. --set stages.classify.lr=1e-4."),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda (runtime.device; auto: CUDA when present)."),
+    precision: Optional[str] = typer.Option(None, help="fp32 | bf16 | fp16 (runtime.precision; fp16 needs CUDA)."),
+    grad_accum: Optional[int] = typer.Option(None, help="Micro-batches per optimiser step (runtime.grad_accum)."),
     seed: Optional[int] = typer.Option(None, help="Seed (default: the suite's)."),
     out: Path = typer.Option(Path("runs"), help="Run store folder."),
     force: bool = typer.Option(False, help="Rerun even if a finished run with the same id exists."),
@@ -58,6 +62,9 @@ def run(
 
         check_online_credentials()
     overrides = config.parse_set(set_)
+    for key, value in (("device", device), ("precision", precision), ("grad_accum", grad_accum)):
+        if value is not None:
+            overrides[f"runtime.{key}"] = value
     if on_bad_file is not None:
         if on_bad_file not in ("fail", "skip"):
             raise UserError(f"--on-bad-file {on_bad_file!r}: use fail or skip")
@@ -315,6 +322,17 @@ def main() -> None:
     except UserError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
+    finally:
+        _end_processes()
+
+
+def _end_processes() -> None:
+    """Leave a launched process group cleanly (torchrun, accelerate launch); nothing to do otherwise."""
+    if "torch.distributed" in sys.modules:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -72,6 +72,7 @@ class SuiteFile(StrictModel):
     real_inputs_only: bool = False  # true: never fall back to the synthetic world (paper scales)
     dataset: ComponentRef
     models: Models = Models()
+    runtime: dict[str, Any] = {}  # device, precision, processes: checked by eegbench.runtime.RuntimeConfig
     stages: dict[str, StageRef | None]
     evaluate: list[str] = Field(min_length=1)
     evaluation_args: dict[str, dict[str, Any]] = {}  # per evaluation, checked by its Config
@@ -94,6 +95,7 @@ class Resolved(BaseModel):
     real_inputs_only: bool
     dataset: dict[str, Any]
     models: dict[str, Any]
+    runtime: dict[str, Any]
     stages: dict[str, dict[str, Any]]
     evaluate: list[str]
     evaluation_args: dict[str, dict[str, Any]]
@@ -102,8 +104,10 @@ class Resolved(BaseModel):
     source: str
 
     def hash(self) -> str:
-        """Stable 12-hex digest of everything that changes results (not the prose or the file path)."""
+        """Stable 12-hex digest of everything that changes results (not the prose, the file path, or the device
+        and memory settings: like thread counts, they are recorded in ``environment.json``)."""
         payload = self.model_dump(exclude={"description", "cite", "source"})
+        payload["runtime"] = {k: v for k, v in payload["runtime"].items() if k not in ("device", "gradient_checkpointing")}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -321,9 +325,12 @@ def resolve(suite: str, *, variant: str = DEFAULT_VARIANT, scale: str = DEFAULT_
                         f"but {last!r} predicts {' and '.join(sorted(produces)) or 'nothing'}; remove {name}")
     for i, name in enumerate(shape.probes):
         _known(layers, ("probes", i), registry.probes, name)
+    from eegbench.runtime import RuntimeConfig
+
+    runtime = validate_component(layers, ("runtime",), RuntimeConfig, shape.runtime)
     return Resolved(suite=shape.suite, variant=variant, scale=scale, seed=shape.seed,
                     description=shape.description, cite=shape.cite, real_inputs_only=shape.real_inputs_only,
-                    dataset=dataset, models=shape.models.model_dump(), stages=stages,
+                    dataset=dataset, models=shape.models.model_dump(), runtime=runtime, stages=stages,
                     evaluate=shape.evaluate, evaluation_args=evaluation_args, controls=shape.controls, probes=shape.probes, source=str(path))
 
 

@@ -11,8 +11,13 @@ _progress = None  # a rich.progress.Progress while the CLI shows bars
 
 @contextmanager
 def bars() -> Iterator[None]:
-    """Show progress bars for everything tracked inside this block."""
+    """Show progress bars for everything tracked inside this block (on the main process of a launch only)."""
     global _progress
+    from eegbench.runtime import is_main_process
+
+    if not is_main_process():
+        yield
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

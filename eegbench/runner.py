@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from eegbench import registry
+from eegbench import registry, runtime
 from eegbench.config import Resolved
 from eegbench.errors import UserError
 from eegbench.evaluate.context import EvalContext
@@ -43,12 +43,21 @@ def run_dir(cfg: Resolved, out: Path) -> Path:
 
 def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False, wandb: str = "disabled",
             train_only: bool = False, on_epoch=None) -> Outcome:
-    """Run ``cfg`` into ``out``; reuse a finished run with the same id unless ``force``.
+    """Run ``cfg`` into ``out`` on its runtime (``cfg.runtime``: device, precision, the launched processes);
+    reuse a finished run with the same id unless ``force``.
 
     ``wandb`` is ``offline`` (files in the run folder), ``online`` or ``disabled``. ``train_only`` stops after
     the stages, before any test prediction (status ``trained``, nothing indexed): what a sweep trial runs.
-    ``on_epoch(stage, record)`` hears every finished epoch.
+    ``on_epoch(stage, record)`` hears every finished epoch. Under several processes every process runs this
+    and only the main one writes (the run folder, the index, W&B).
     """
+    with runtime.use(cfg.runtime) as rt:
+        return _execute(cfg, rt, out=out, cache_dir=cache_dir, force=force, wandb=wandb, train_only=train_only,
+                        on_epoch=on_epoch)
+
+
+def _execute(cfg: Resolved, rt, *, out: Path, cache_dir: Path, force: bool, wandb: str, train_only: bool,
+             on_epoch) -> Outcome:
     path = run_dir(cfg, out)
     run = Run(path, on_epoch=on_epoch)
     if (run.status == FINISHED or (train_only and run.status == TRAINED)) and not force:
@@ -63,13 +72,15 @@ def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False, w
     ctx = EvalContext(data, data.splits["test"], pretrained, cfg.seed)
     precheck(stages, evaluations, pretrained, data, ctx)
 
-    if force and path.exists():
-        shutil.rmtree(path)
-    created = not path.exists()
-    path.mkdir(parents=True, exist_ok=True)
+    created = force or not path.exists()
+    if rt.is_main:
+        if force and path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True, exist_ok=True)
+    rt.wait()
     try:
         run.write_text("config.yaml", cfg.to_yaml())
-        run.write_json("environment.json", capture())
+        run.write_json("environment.json", {**capture(), "runtime": rt.describe()})
         run.write_json("run.json", {"status": RUNNING, "run_id": cfg.hash()})
         run.log(f"run {cfg.suite}/{cfg.variant} scale={cfg.scale} seed={cfg.seed}")
         for skipped in getattr(data, "skipped", []):
@@ -98,12 +109,14 @@ def execute(cfg: Resolved, *, out: Path, cache_dir: Path, force: bool = False, w
         summary = summarise(metrics, FINISHED)
         run.write_json("metrics.json", summary)
         run.write_json("run.json", {"status": FINISHED, "run_id": cfg.hash()})
-        Index(Path(out) / "index.sqlite").record(summary)
-        log_run(run, summary, wandb)
+        if rt.is_main:
+            Index(Path(out) / "index.sqlite").record(summary)
+            log_run(run, summary, wandb)
         run.log("finished")
+        rt.wait()
         return Outcome(path, summary, reused=False)
     except UserError:
-        if created:
+        if created and rt.is_main:
             shutil.rmtree(path, ignore_errors=True)
         raise
 

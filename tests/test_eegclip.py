@@ -66,7 +66,7 @@ def test_run_folder_holds_curve_checkpoints_and_per_recording_scores(finished):
         assert (path / "checkpoints" / f"{stage}.safetensors").is_file()
     with np.load(path / "predictions" / "test.npz") as npz:
         assert len(npz["zero_shot/pathological/real"]) == finished.metrics["metrics"][0]["n"]
-    assert "align: kept epoch 1 (last" in (path / "log.txt").read_text()
+    assert "align: selected epoch 1 (the last)" in (path / "log.txt").read_text()
 
 
 def test_balanced_accuracy_and_its_interval():

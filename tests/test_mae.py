@@ -162,10 +162,13 @@ def test_registered_and_usable_by_the_supervised_stage():
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_pretraining_lowers_val_mse_and_never_reads_test(tmp_path, precision):
     data = fake_trials()
-    stage = MSMStage("pre", {**STAGE, "epochs": 20, "precision": precision}, seed=0)
+    from eegbench import runtime
+
+    stage = MSMStage("pre", {**STAGE, "epochs": 20}, seed=0)
     x_val = torch.from_numpy(data.eeg[data.splits["val"]])
     before = val_mse(stage.build(C, T), x_val, 8, seed=0)
-    model = stage.run(data, new_run(tmp_path))
+    with runtime.use({"device": "cpu", "precision": precision}):  # bf16: autocast matmuls, fp32 master weights
+        model = stage.run(data, new_run(tmp_path))
     assert isinstance(model, MAEEncoder)
 
     _, meta = Run(tmp_path).load_checkpoint("pre")

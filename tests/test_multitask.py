@@ -136,9 +136,9 @@ def test_thought2text_projector_trains_on_clip_then_eeg(cache_dir, tmp_path):
     names = [m["metric"] for m in outcome.metrics["metrics"]]
     assert names == TEXT_METRICS + ["nway_top1"]
     tensors, meta = Run(outcome.run_dir).load_checkpoint("describe")
-    assert {k.split(".")[0] for k in tensors} == {"project"} and set(meta) >= {"clip", "eeg", "selected_on"}
+    assert {k.split(".")[0] for k in tensors} == {"project"} and set(meta) >= {"clip", "history", "selected_on"}
     log = (outcome.run_dir / "log.txt").read_text()
-    assert "describe (clip): selected epoch" in log and "describe (eeg): selected epoch" in log
+    assert "describe-clip: selected epoch" in log and "describe: selected epoch" in log
     lines = [json.loads(line) for line in (outcome.run_dir / "samples/test_text.jsonl").read_text().splitlines()]
     assert {"real", "shuffled_eeg", "noise_eeg", "prior_only"} <= set(lines[0])
 

@@ -93,7 +93,7 @@ def test_beam_search_and_prompts_decode_to_strings(lm):
     assert len(out) == 3 and all(isinstance(o, str) for o in out)
 
 
-def test_teacher_forced_loss_falls_when_the_head_trains(lm):
+def test_teacher_forced_loss_falls_when_the_head_trains(lm, tmp_path):
     """Training (teacher forced) moves only the projector; the LM stays as loaded."""
     from eegbench.models.text_heads import PrefixLMHead
     from eegbench.train.text import fit_text_head
@@ -105,14 +105,10 @@ def test_teacher_forced_loss_falls_when_the_head_trains(lm):
     labels = torch.arange(len(CAPTIONS)) % 5
     data = {"features": torch.nn.functional.one_hot(labels, 4 + 1)[:, :4].float(), "captions": CAPTIONS}
 
-    class Log:
-        def log(self, message):
-            pass
+    from eegbench.track.store import Run
 
-        def save_checkpoint(self, *args, **kwargs):
-            pass
-
-    info = fit_text_head(head, data, data, epochs=15, batch_size=8, lr=1e-2, seed=0, run=Log(), label="t")
+    info = fit_text_head(head, data, data, epochs=15, batch_size=8, lr=1e-2, seed=0, run=Run(tmp_path), name="t",
+                         lr_key="lr")
     history = info["history"]
     assert history[-1]["train_text"] < history[0]["train_text"]
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

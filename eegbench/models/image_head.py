@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from eegbench import runtime
+
 
 class EEGConditioner(nn.Module):
     """Maps ``[B, tokens, width]`` encoder output to ``[B, context_length, cross_attention_dim]``."""
@@ -70,7 +72,7 @@ class ImageHead(nn.Module):
     def __init__(self, pipe, tokens: int, width: int, clip_dim: int, time_branch: bool = True):
         super().__init__()
         with torch.no_grad():
-            null = pipe.encode_prompt([""], pipe.device, 1, False)[0]
+            null = pipe.encode_prompt([""], pipe.text_encoder.device, 1, False)[0].float()
         unet = pipe.unet
         self.pipe = pipe  # not a module: the pipeline's frozen parts stay out of state_dict()
         self.conditioner = EEGConditioner(
@@ -80,6 +82,10 @@ class ImageHead(nn.Module):
         trainable = {name: p for name, p in unet.named_parameters() if id(p) in chosen}
         for p in trainable.values():
             p.requires_grad_(True)
+        dtype = runtime.current().weight_dtype
+        for p in unet.parameters():  # frozen weights in the run's weight dtype; trained ones stay fp32
+            if id(p) not in chosen:
+                p.data = p.data.to(dtype)
         self.unet_params = nn.ParameterDict({name.replace(".", "-"): p for name, p in trainable.items()})
         self.register_buffer("null_context", null, persistent=False)
         self.hooks = attach_time_branch(unet, self.conditioner) if time_branch else []
@@ -92,20 +98,22 @@ class ImageHead(nn.Module):
         return self.conditioner.clip_embedding(context)
 
     def diffusion_loss(self, latents: torch.Tensor, context: torch.Tensor, scheduler,
-                       stratum: tuple[int, int] | None = None) -> torch.Tensor:
+                       stratum: tuple[int, int] | None = None, t: torch.Tensor | None = None,
+                       noise: torch.Tensor | None = None) -> torch.Tensor:
         """Noise-prediction MSE (or v-prediction, as the scheduler says) of the UNet under ``context``.
 
-        Timesteps are uniform at random, or with ``stratum=(k, K)`` all at the centre of the k-th of
-        K equal bins (for a low-variance validation loss). Noise comes from torch's global RNG.
+        Timesteps ``t`` are uniform at random, or with ``stratum=(k, K)`` all at the centre of the k-th
+        of K equal bins (for a low-variance validation loss). ``t`` and ``noise`` not given come from
+        torch's global RNG.
         """
         import torch.nn.functional as F
 
         n = scheduler.config.num_train_timesteps
-        if stratum is None:
-            t = torch.randint(n, (len(latents),))
-        else:
-            t = torch.full((len(latents),), int((stratum[0] + 0.5) * n / stratum[1]))
-        noise = torch.randn_like(latents)
+        if stratum is not None:
+            t = torch.full((len(latents),), int((stratum[0] + 0.5) * n / stratum[1]), device=latents.device)
+        elif t is None:
+            t = torch.randint(n, (len(latents),), device=latents.device)
+        noise = torch.randn_like(latents) if noise is None else noise
         pred = self.pipe.unet(scheduler.add_noise(latents, noise, t), t, encoder_hidden_states=context).sample
         kind = scheduler.config.get("prediction_type", "epsilon")
         target = noise if kind == "epsilon" else scheduler.get_velocity(latents, noise, t)

@@ -37,6 +37,8 @@ class JointModel(nn.Module):
         """The image head's cross-attention context of EEG ``[B, C, T]``."""
         return self.image.context(self.tokens(eeg))
 
-    def alignment_loss(self, features: torch.Tensor, text_emb: torch.Tensor, pair_id: torch.Tensor) -> torch.Tensor:
-        """InfoNCE between projected EEG features and unit CLIP text embeddings; trials of one image are positives."""
-        return text_space_infonce(self.text_align(features), text_emb, self.align_scale, pair_id)
+    def alignment_loss(self, features: torch.Tensor, text_emb: torch.Tensor, pair_id: torch.Tensor,
+                       gather=None) -> torch.Tensor:
+        """InfoNCE between projected EEG features and unit CLIP text embeddings; trials of one image are positives
+        (negatives from the global batch with ``gather``)."""
+        return text_space_infonce(self.text_align(features), text_emb, self.align_scale, pair_id, gather)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from eegbench.errors import UserError
 
@@ -119,6 +120,7 @@ class MAEEncoder(nn.Module):
         self.n_chans, self.n_times, self.patch = n_chans, n_times, patch
         self.n_tokens = n_times // patch
         self.embed_dim, self.mask_ratio = embed_dim, mask_ratio
+        self.gradient_checkpointing = False  # recompute each block in backward (set by the runtime while training)
 
         self.patch_embed = nn.Conv1d(n_chans, embed_dim, kernel_size=patch, stride=patch)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
@@ -172,9 +174,14 @@ class MAEEncoder(nn.Module):
         cls = (self.cls_token + self.pos_embed[0]).expand(h.shape[0], -1, -1)
         return torch.cat([cls, h], dim=1)
 
+    def _block(self, block: nn.Module, h: torch.Tensor, n_query: int | None = None) -> torch.Tensor:
+        if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(block, h, n_query, use_reentrant=False)
+        return block(h, n_query)
+
     def _encode(self, h: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
-            h = block(h)
+            h = self._block(block, h)
         return self.norm(h)
 
     # public API ------------------------------------------------------------------------------
@@ -188,32 +195,35 @@ class MAEEncoder(nn.Module):
         """Mean of :meth:`tokens`, projected to ``out_dim``: ``[B, out_dim]``."""
         return self.out_proj(self.tokens(x).mean(dim=1))
 
-    def random_mask(self, batch: int, mask_ratio: float, device=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def random_mask(self, batch: int, mask_ratio: float, device=None, noise: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-sample random masking: ``(keep_ids [B, K], mask_ids [B, M], mask [B, L] bool, True = masked)``.
 
-        The kept set is the ``K = int(L * (1 - mask_ratio))`` lowest of uniform noise (at least one
-        token kept and one masked); both id lists are in position order.
+        The kept set is the ``K = int(L * (1 - mask_ratio))`` lowest of uniform ``noise`` [B, L] (drawn
+        from torch's global RNG when not given; at least one token kept and one masked); both id lists
+        are in position order.
         """
         n = self.n_tokens
         n_keep = min(max(int(n * (1 - mask_ratio)), 1), n - 1)
-        order = torch.rand(batch, n, device=device).argsort(dim=1)
+        noise = torch.rand(batch, n, device=device) if noise is None else noise
+        order = noise.argsort(dim=1)
         keep_ids = order[:, :n_keep].sort(dim=1).values
         mask_ids = order[:, n_keep:].sort(dim=1).values
         mask = torch.zeros(batch, n, dtype=torch.bool, device=device).scatter_(1, mask_ids, True)
         return keep_ids, mask_ids, mask
 
-    def masked_loss(self, x: torch.Tensor, mask_ratio: float | None = None
+    def masked_loss(self, x: torch.Tensor, mask_ratio: float | None = None, noise: torch.Tensor | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Masked-signal-modelling loss of EEG ``x`` [B, C, T]: ``(loss, pred, mask)``.
 
         ``mask`` [B, L] is True on hidden tokens; ``pred`` [B, M, C*patch] predicts the hidden tokens
         in position order (``pred.flatten(0, 1)`` lines up with ``patchify(x)[mask]``); ``loss`` is
-        :func:`masked_mse` of the two. Masks are drawn from torch's global RNG.
+        :func:`masked_mse` of the two. Masks come from ``noise`` (see :meth:`random_mask`).
         """
         ratio = self.mask_ratio if mask_ratio is None else check_mask_ratio(mask_ratio)
         patches = self.patchify(x)
         b, _, width = patches.shape
-        keep_ids, mask_ids, mask = self.random_mask(b, ratio, x.device)
+        keep_ids, mask_ids, mask = self.random_mask(b, ratio, x.device, noise)
         visible = torch.gather(patches, 1, keep_ids[..., None].expand(-1, -1, width))
         latent = self._encode(self._embed(visible, keep_ids))
 
@@ -222,7 +232,7 @@ class MAEEncoder(nn.Module):
         h = h + F.embedding(slots, self.decoder_pos_embed)
         n_masked, last = mask_ids.shape[1], len(self.decoder_blocks) - 1
         for i, block in enumerate(self.decoder_blocks):
-            h = block(h, n_masked if i == last else None)
+            h = self._block(block, h, n_masked if i == last else None)
         pred = self.decoder_pred(self.decoder_norm(h[:, h.shape[1] - n_masked:]))
         return masked_mse(pred, patches, mask), pred, mask
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from eegbench import progress
+from eegbench import progress, runtime
 from eegbench.errors import UserError
 
 if TYPE_CHECKING:
@@ -110,8 +110,17 @@ class Pretrained:
         return self._loaded[name]
 
     def sd(self):
-        """The Stable Diffusion pipeline (fp32, CPU until moved), frozen, without a safety checker."""
-        return self._get("sd", load_sd)
+        """The Stable Diffusion pipeline, frozen, without a safety checker, on the runtime's device: VAE and text
+        encoder in the run's weight dtype, the UNet in fp32 (the image head trains some of it and casts the rest)."""
+        def load(folder):
+            rt = runtime.current()
+            pipe = load_sd(folder)
+            pipe.vae.to(rt.device, rt.weight_dtype)
+            pipe.text_encoder.to(rt.device, rt.weight_dtype)
+            pipe.unet.to(rt.device)
+            return pipe
+
+        return self._get("sd", load)
 
     def clip(self):
         """``(model, preprocess, tokenizer)`` of the open_clip model."""
@@ -145,7 +154,12 @@ class Pretrained:
         """``(model, tokenizer)`` of the causal language model, frozen (``models.lm.load_lm``)."""
         from eegbench.models.lm import load_lm
 
-        return self._get("lm", load_lm)
+        def load(folder):
+            rt = runtime.current()
+            lm, tokenizer = load_lm(folder)
+            return lm.to(rt.device, rt.weight_dtype), tokenizer
+
+        return self._get("lm", load)
 
     def captioner(self):
         """The image captioner: ``caption(images) -> list[str]`` (``evaluate.judges.load_captioner``)."""

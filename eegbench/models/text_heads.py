@@ -23,11 +23,13 @@ from eegbench.models.eegclip import contrastive_loss
 
 
 def text_space_infonce(projected: torch.Tensor, text_emb: torch.Tensor, log_scale: torch.Tensor,
-                       pair_id: torch.Tensor) -> torch.Tensor:
+                       pair_id: torch.Tensor, gather=None) -> torch.Tensor:
     """Multi-positive InfoNCE of projected features (normalised here) against unit text embeddings, scaled by
-    ``exp(log_scale)`` (at most 100); rows with the same ``pair_id`` are positives."""
-    logits = F.normalize(projected, dim=-1) @ text_emb.T * log_scale.exp().clamp(max=100)
-    return contrastive_loss(logits, pair_id)
+    ``exp(log_scale)`` (at most 100); rows with the same ``pair_id`` are positives. ``gather`` (e.g.
+    ``Runtime.gather_with_grad``) turns each process's rows into the global batch first."""
+    gather = gather or (lambda x: x)
+    logits = gather(F.normalize(projected, dim=-1)) @ gather(text_emb).T * log_scale.exp().clamp(max=100)
+    return contrastive_loss(logits, gather(pair_id))
 
 
 class RetrievalTextHead(nn.Module):
@@ -43,9 +45,10 @@ class RetrievalTextHead(nn.Module):
     def embed(self, features: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.proj(features), dim=-1)
 
-    def loss(self, features: torch.Tensor, batch: dict) -> torch.Tensor:
-        """Multi-positive InfoNCE against ``batch["text_emb"]`` (unit CLIP text embeddings), positives by ``batch["pair_id"]``."""
-        return text_space_infonce(self.proj(features), batch["text_emb"], self.scale, batch["pair_id"])
+    def loss(self, features: torch.Tensor, batch: dict, gather=None) -> torch.Tensor:
+        """Multi-positive InfoNCE against ``batch["text_emb"]`` (unit CLIP text embeddings), positives by
+        ``batch["pair_id"]``, negatives from the global batch with ``gather``."""
+        return text_space_infonce(self.proj(features), batch["text_emb"], self.scale, batch["pair_id"], gather)
 
     def generate(self, features: torch.Tensor, prompts: list[str] | None = None) -> list[str]:
         best = (self.embed(features) @ self.bank.T).argmax(1)
@@ -79,26 +82,33 @@ class PrefixLMHead(nn.Module):
         embed = self.lm.get_input_embeddings()
         pad = embed.weight.new_zeros(self.width)
         rows, masks = [], []
+        device = prefix.device
         for row_prefix, row_ids in zip(prefix, ids):
-            words = embed(torch.tensor(row_ids, dtype=torch.long)) if row_ids else prefix.new_zeros(0, self.width)
+            words = (embed(torch.tensor(row_ids, dtype=torch.long, device=device)).to(prefix.dtype) if row_ids
+                     else prefix.new_zeros(0, self.width))
             n_pad = longest - len(row_ids)
-            rows.append(torch.cat([pad.expand(n_pad, -1), row_prefix, words]))
-            masks.append(torch.tensor([0] * n_pad + [1] * (self.prefix_tokens + len(row_ids))))
+            rows.append(torch.cat([pad.to(prefix.dtype).expand(n_pad, -1), row_prefix, words]))
+            masks.append(torch.tensor([0] * n_pad + [1] * (self.prefix_tokens + len(row_ids)), device=device))
         return torch.stack(rows), torch.stack(masks)
 
-    def loss(self, features: torch.Tensor, batch: dict) -> torch.Tensor:
-        """Teacher-forced cross-entropy of ``batch["captions"]`` (+ end of text) after prefix and ``batch["prompts"]``."""
+    def loss(self, features: torch.Tensor, batch: dict, gather=None) -> torch.Tensor:
+        """Teacher-forced cross-entropy of ``batch["captions"]`` (+ end of text) after prefix and ``batch["prompts"]``:
+        each caption's mean over its tokens, then the mean over captions (a per-trial mean: ``gather`` is not
+        needed, and the gradient of a batch split across processes or micro-batches is the whole batch's)."""
         cond, cond_mask = self.condition(features, batch.get("prompts"))
         eos = self.tokenizer.eos_token_id
         ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] + [eos] for c in batch["captions"]]
         longest = max(map(len, ids))
-        tokens = torch.tensor([row + [eos] * (longest - len(row)) for row in ids])
-        caption_mask = torch.tensor([[1] * len(row) + [0] * (longest - len(row)) for row in ids])
-        inputs = torch.cat([cond, self.lm.get_input_embeddings()(tokens)], dim=1)
+        tokens = torch.tensor([row + [eos] * (longest - len(row)) for row in ids], device=cond.device)
+        caption_mask = torch.tensor([[1] * len(row) + [0] * (longest - len(row)) for row in ids], device=cond.device)
+        inputs = torch.cat([cond, self.lm.get_input_embeddings()(tokens).to(cond.dtype)], dim=1)
         mask = torch.cat([cond_mask, caption_mask], dim=1)
         labels = torch.cat([torch.full_like(cond_mask, -100), tokens.masked_fill(caption_mask == 0, -100)], dim=1)
         logits = self.lm(inputs_embeds=inputs, attention_mask=mask, position_ids=positions(mask)).logits
-        return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
+        target = labels[:, 1:]
+        per_token = F.cross_entropy(logits[:, :-1].transpose(1, 2).float(), target, ignore_index=-100, reduction="none")
+        counted = (target != -100).sum(1)
+        return (per_token.sum(1) / counted).mean()  # a mean over captions, so batches split anyhow add up exactly
 
     @torch.no_grad()
     def generate(self, features: torch.Tensor, prompts: list[str] | None = None) -> list[str]:

@@ -11,7 +11,8 @@ Layout::
         samples/                             image grids (PNG) and texts (JSONL)
 
 Every file is written to a temporary name in its folder and renamed into place, so a reader or
-an interrupted run never sees half a file.
+an interrupted run never sees half a file. Under several processes only the main one writes a run
+folder (``eegbench.runtime``); the others read it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+from eegbench.runtime import is_main_process
 
 RUNNING, TRAINED, FINISHED = "running", "trained", "finished"  # trained: stages done, test never scored (sweeps)
 
@@ -104,24 +107,38 @@ class Run:
         return json.loads(info.read_text())["status"] if info.exists() else None
 
     def write_json(self, name: str, obj: Any) -> None:
-        atomic_write_json(self.path / name, obj)
+        if is_main_process():
+            atomic_write_json(self.path / name, obj)
 
     def write_bytes(self, name: str, data: bytes) -> None:
-        atomic_write_bytes(self.path / name, data)
+        if is_main_process():
+            atomic_write_bytes(self.path / name, data)
 
     def write_text(self, name: str, text: str) -> None:
-        atomic_write_text(self.path / name, text)
+        if is_main_process():
+            atomic_write_text(self.path / name, text)
 
     def read_json(self, name: str) -> Any:
         return json.loads((self.path / name).read_text())
 
     def log(self, message: str) -> None:
-        with open(self.path / "log.txt", "a") as fh:
-            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+        if is_main_process():
+            with open(self.path / "log.txt", "a") as fh:
+                fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+
+    def log_step(self, stage: str, record: dict) -> None:
+        """Append one optimiser step's losses to ``steps/<stage>.jsonl`` (W&B mirrors them per step)."""
+        if is_main_process():
+            path = self.path / "steps" / f"{stage}.jsonl"
+            path.parent.mkdir(exist_ok=True)
+            with open(path, "a") as fh:
+                fh.write(json.dumps(record, sort_keys=True) + "\n")
 
     def save_predictions(self, name: str, arrays: dict[str, np.ndarray]) -> None:
         import io
 
+        if not is_main_process():
+            return
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         atomic_write_bytes(self.path / "predictions" / f"{name}.npz", buf.getvalue())
@@ -135,6 +152,8 @@ class Run:
         """Write ``tensors`` (name -> torch.Tensor) with JSON ``meta`` as one safetensors file."""
         from safetensors.torch import save
 
+        if not is_main_process():
+            return
         blob = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()},
                     metadata={"eegbench": json.dumps(meta, default=_json_default)})
         atomic_write_bytes(self.checkpoint_path(stage, resume), blob)
@@ -160,7 +179,8 @@ class Run:
             return json.loads(fh.metadata()["eegbench"])
 
     def drop_checkpoint(self, stage: str, resume: bool = False) -> None:
-        self.checkpoint_path(stage, resume).unlink(missing_ok=True)
+        if is_main_process():
+            self.checkpoint_path(stage, resume).unlink(missing_ok=True)
 
 
 class Index:

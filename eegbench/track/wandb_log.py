@@ -26,7 +26,7 @@ def check_online_credentials() -> None:
 
 
 def log_run(run: Run, summary: dict, mode: str) -> None:
-    """Log config, each stage's per-epoch history, the run's sample images, its generated texts as tables
+    """Log config, each stage's per-epoch history and per-step losses, the run's sample images, its generated texts as tables
     and every metric with its CI, controls (value, gap, p) and chance."""
     if mode == "disabled":
         return
@@ -41,6 +41,15 @@ def log_run(run: Run, summary: dict, mode: str) -> None:
             checkpoint = run.load_checkpoint(stage)
             for epoch in (checkpoint[1].get("history", []) if checkpoint else []):
                 wb.log({f"{stage}/{k}": v for k, v in epoch.items()}, step=step)
+                step += 1
+        for steps in sorted(run.path.glob("steps/*.jsonl")):  # every optimiser step's losses, on its own axis
+            axis = f"{steps.stem}/step"
+            wb.define_metric(axis)
+            wb.define_metric(f"{steps.stem}/steps/*", step_metric=axis)
+            for line in steps.read_text().splitlines():
+                record = json.loads(line)
+                wb.log({axis: record["step"], **{f"{steps.stem}/steps/{k}": v for k, v in record.items()
+                                                 if k not in ("step", "epoch")}}, step=step)
                 step += 1
         for png in sorted([*run.path.glob("samples/*.png"), *run.path.glob("figures/*.png")]):  # grids, plots, curves
             wb.log({f"{png.parent.name}/{png.stem}": wandb.Image(str(png))}, step=step)

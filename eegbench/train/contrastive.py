@@ -18,14 +18,13 @@ Test data is never looked at.
 from __future__ import annotations
 
 import copy
-import math
 from typing import Literal
 
 from pydantic import Field
 
-from eegbench import progress
+from eegbench import runtime
 from eegbench.config import StrictModel
-from eegbench.train.checkpoint import load_epoch, save_epoch
+from eegbench.train.loop import Optim, Selection, Task, fit
 from eegbench.train.stage import Stage
 
 
@@ -82,111 +81,73 @@ class ContrastiveStage(Stage):
 
     def run(self, data, run, model=None, pretrained=None):
         """Train on ``data.splits['train']`` windows, select on ``'val'``; return the selected model."""
-        import numpy as np
-        import torch
-
-        from eegbench.models.eegclip import contrastive_loss
-
         c = self.config
         text = pretrained.text()
         text.max_tokens = c.max_tokens
         self._frozen_text = text
         tuned = copy.deepcopy(text).requires_grad_(True) if c.text_lr_ratio > 0 else None
         model = self.build(data.eeg.shape[1], data.eeg.shape[2], text.width, text_encoder=tuned)
-        done = run.load_checkpoint(self.name)
-        if done is not None:
-            model.load_state_dict(done[0])
-            return model
-
-        texts = list(data.table["text"])
-        pair = torch.from_numpy(self._pairs(data))
-        report = torch.from_numpy(data.table.groupby("report_path", sort=False).ngroup().to_numpy().copy())
-        features = None if tuned else torch.from_numpy(text.embed(texts, cache_dir=pretrained.cache_dir))
-
-        def text_of(recordings):
-            ids = pair[recordings]
-            if tuned is None:
-                return model.embed_text(features[ids])
-            unique, inverse = torch.unique(ids, return_inverse=True)  # each report encoded once per batch
-            return model.embed_text(model.text_encoder([texts[i] for i in unique.tolist()])[inverse])
-
-        def positive_id(recordings):
-            return report[pair[recordings]]
-
-        base = [p for n, p in model.named_parameters() if not n.startswith("text_encoder.")]
-        groups = [{"params": base, "lr": c.lr}]
-        if tuned is not None:
-            groups.append({"params": list(model.text_encoder.parameters()), "lr": c.lr * c.text_lr_ratio})
-        opt = torch.optim.AdamW(groups, lr=c.lr, weight_decay=c.weight_decay)
-        ratios = [g["lr"] / c.lr for g in groups]
-
-        train, val = data.splits["train"], data.splits["val"]
-        recording = torch.from_numpy(data.recording)
-        steps = c.epochs * math.ceil(len(train) / c.batch_size)
-        best, history, start = load_epoch(run, self.name, model, opt, initial={"loss": float("inf")})
-        last = c.select_on == "last"
-        for epoch in progress.track(range(start, c.epochs), f"{self.name}: training", total=c.epochs - start):
-            torch.manual_seed(self.seed * 100_003 + epoch)
-            model.train()
-            order = train[torch.randperm(len(train)).numpy()]
-            losses = []
-            for i in range(0, len(order), c.batch_size):
-                idx = np.sort(order[i:i + c.batch_size])
-                if len(idx) < 2:  # batch norm needs two samples
-                    continue
-                step = epoch * math.ceil(len(train) / c.batch_size) + i // c.batch_size
-                for group, ratio in zip(opt.param_groups, ratios):
-                    group["lr"] = c.lr * ratio * 0.5 * (1 + math.cos(math.pi * step / steps))
-                rec = recording[idx]
-                eeg = model.embed_eeg(torch.from_numpy(np.ascontiguousarray(data.eeg[idx])))
-                loss = contrastive_loss(model.logits(eeg, text_of(rec)), positive_id(rec))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                losses.append(loss.item())
-            val_loss = self._val_loss(model, data, val, recording, positive_id, text_of)
-            history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss})
-            run.log(f"{self.name}: epoch {epoch} train_loss {history[-1]['train_loss']:.4f} val_loss {val_loss:.4f}")
-            if last or val_loss < best["loss"]:
-                best = {"loss": val_loss, "epoch": epoch, "state": {k: v.clone() for k, v in model.state_dict().items()}}
-            save_epoch(run, self.name, model, opt, best, {"epoch": epoch, "history": history})
-
-        model.load_state_dict(best["state"])
-        run.save_checkpoint(self.name, model.state_dict(), {
-            "selected_on": c.select_on, "best_epoch": best["epoch"], "val_loss": best["loss"], "history": history})
-        run.drop_checkpoint(self.name, resume=True)
-        run.log(f"{self.name}: kept epoch {best['epoch']} ({c.select_on}; val loss {best['loss']:.4f})")
+        fit(model, lambda: self.task(model, data, text, pretrained), run=run, name=self.name, seed=self.seed,
+            epochs=c.epochs, optim=Optim(lr=c.lr, weight_decay=c.weight_decay, schedule="cosine"),
+            selection=Selection(None) if c.select_on == "last" else Selection("val_loss", "min"))
         return model
 
-    def _val_loss(self, model, data, val, recording, positive_id, text_of) -> float:
-        """Mean contrastive loss over fixed batches of validation windows."""
+    def task(self, model, data, text, pretrained) -> Task:
+        """Symmetric InfoNCE over the global batch (embeddings gathered across processes); val loss on fixed
+        batches of validation windows."""
         import numpy as np
         import torch
 
         from eegbench.models.eegclip import contrastive_loss
 
-        model.eval()
-        order = val[np.random.default_rng(self.seed).permutation(len(val))]
-        losses = []
-        with torch.no_grad():
-            for i in range(0, len(order), self.config.batch_size):
-                idx = np.sort(order[i:i + self.config.batch_size])
-                if len(idx) < 2:
-                    continue
-                rec = recording[idx]
-                eeg = model.embed_eeg(torch.from_numpy(np.ascontiguousarray(data.eeg[idx])))
-                losses.append(contrastive_loss(model.logits(eeg, text_of(rec)), positive_id(rec)).item() * len(idx))
-        return float(np.sum(losses) / len(order))
+        c = self.config
+        rt = runtime.current()
+        tuned = getattr(model, "text_encoder", None)
+        texts = list(data.table["text"])
+        pair = torch.from_numpy(self._pairs(data))
+        report = torch.from_numpy(data.table.groupby("report_path", sort=False).ngroup().to_numpy().copy())
+        features = None if tuned else torch.from_numpy(text.embed(texts, cache_dir=pretrained.cache_dir))
+        recording = torch.from_numpy(data.recording)
+        train, val = data.splits["train"], data.splits["val"]
+
+        def text_of(model, recordings):
+            ids = pair[recordings]
+            if tuned is None:
+                return model.embed_text(features[ids].to(rt.device))
+            unique, inverse = torch.unique(ids, return_inverse=True)  # each report encoded once per batch
+            return model.embed_text(model.text_encoder([texts[i] for i in unique.tolist()])[inverse.to(rt.device)])
+
+        def batch_loss(model, idx, gather=lambda x: x):
+            rec = recording[idx]
+            eeg = model.embed_eeg(torch.from_numpy(np.ascontiguousarray(data.eeg[idx])).to(rt.device))
+            ids = report[pair[rec]].to(rt.device)
+            return contrastive_loss(model.logits(gather(eeg), gather(text_of(model, rec))), gather(ids))
+
+        def losses(model, batch):
+            idx = np.sort(train[batch.idx.numpy()])
+            return {"loss": batch_loss(model, idx, rt.gather_with_grad)}
+
+        def validate(model):
+            order = val[np.random.default_rng(self.seed).permutation(len(val))]
+            total = 0.0
+            with torch.no_grad():
+                for i in range(0, len(order), c.batch_size):
+                    idx = np.sort(order[i:i + c.batch_size])
+                    if len(idx) >= 2:  # batch norm needs two samples
+                        total += batch_loss(model, idx).item() * len(idx)
+            return {"val_loss": total / len(order)}
+
+        def groups(model):
+            base = [p for n, p in model.named_parameters() if not n.startswith("text_encoder.")]
+            tuned_params = list(model.text_encoder.parameters()) if tuned is not None else []
+            return [{"params": base, "lr": c.lr}, {"params": tuned_params, "lr": c.lr * c.text_lr_ratio}]
+
+        return Task(losses, validate, n_items=len(train), batch_size=c.batch_size, param_groups=groups, min_batch=2)
 
     def predict(self, model, eeg) -> dict:
         """Shared-space EEG embeddings ``[n, dim]`` for numpy ``eeg`` [n, channels, times]."""
-        import numpy as np
-        import torch
-
         model.eval()
-        with torch.no_grad():
-            out = [model.embed_eeg(torch.from_numpy(np.ascontiguousarray(eeg[i:i + 256]))) for i in range(0, len(eeg), 256)]
-        return {"embeddings": torch.cat(out).numpy()}
+        return {"embeddings": runtime.map_rows(model.embed_eeg, eeg, 256, split=True)}
 
     def embed_text(self, model, texts: list[str]):
         """Shared-space embeddings ``[n, dim]`` of ``texts`` (prompts, reports)."""
@@ -195,4 +156,5 @@ class ContrastiveStage(Stage):
         model.eval()
         encoder = getattr(model, "text_encoder", None) or self._frozen_text
         with torch.no_grad():
-            return model.embed_text(torch.from_numpy(encoder.embed(list(texts)))).numpy()
+            features = torch.from_numpy(encoder.embed(list(texts))).to(runtime.current().device)
+            return model.embed_text(features).float().cpu().numpy()

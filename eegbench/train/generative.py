@@ -11,8 +11,8 @@ With ``cfg_drop > 0`` that fraction of contexts is replaced by the empty caption
 can use classifier-free guidance against it (the paper uses neither: ``cfg_drop: 0``,
 ``guidance_scale: 1``). The checkpoint kept is the epoch with the lowest validation diffusion loss
 plus ``clip_weight`` x its CLIP alignment loss (fixed noise and timesteps per val trial): the
-training objective on held-out trials; test trials are never seen. Each epoch is checkpointed
-(trainable weights only) and seeded, so an interrupted run resumes to the same result.
+training objective on held-out trials; test trials are never seen. It trains through the one loop
+(``train.loop``), checkpointing trainable weights only, so an interrupted run resumes to the same result.
 ``predict`` samples ``samples`` images per trial with the named diffusers scheduler.
 
 Text head (``text:``, the multitask design). The encoder's mean token feeds a text head
@@ -33,10 +33,10 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from eegbench import progress
+from eegbench import progress, runtime
 from eegbench.config import StrictModel
 from eegbench.errors import UserError
-from eegbench.train.checkpoint import load_epoch, save_epoch
+from eegbench.train.loop import Optim, Selection, Task, fit
 from eegbench.train.stage import Stage
 from eegbench.train.text import Decoding
 
@@ -183,24 +183,38 @@ class GenerativeStage(Stage):
 
     def run(self, data, run, model=None, pretrained=None):
         """Train on the train split, select on val; return the selected :class:`JointModel`."""
+        c = self.config
+        n_chans, n_times = data.eeg.shape[1:]
+        model = self.build(n_chans, n_times, pretrained, data, encoder=model)
+        checkpointing = runtime.current().config.gradient_checkpointing
+        model.encoder.gradient_checkpointing = checkpointing
+        if c.image and checkpointing:
+            model.image.pipe.unet.enable_gradient_checkpointing()
+        fit(model, lambda: self.task(model, data, run, pretrained), run=run, name=self.name, seed=self.seed,
+            epochs=c.epochs, selection=Selection("val_loss", "min"),
+            optim=Optim(lr=c.lr, weight_decay=c.weight_decay, schedule="constant_with_warmup", warmup=c.warmup_steps,
+                        grad_clip=1.0),
+            meta={"image_size": self.image_size(model.image.pipe) if c.image else None, "train_on": c.train_on})
+        model.encoder.gradient_checkpointing = False
+        if c.image and checkpointing:
+            model.image.pipe.unet.disable_gradient_checkpointing()
+        return model
+
+    def task(self, model, data, run, pretrained) -> Task:
+        """The joint objective on train trials (last partial batch dropped); its weighted sum on val trials."""
         import torch
         import torch.nn.functional as F
 
         c = self.config
-        n_chans, n_times = data.eeg.shape[1:]
-        model = self.build(n_chans, n_times, pretrained, data, encoder=model)
-        done = run.load_checkpoint(self.name)
-        if done is not None:
-            model.load_state_dict(done[0])
-            return model
-
+        rt = runtime.current()
         train, val = data.splits["train"], data.splits["val"]
         if len(train) < 2 or len(val) == 0:
             raise UserError(f"stages.{self.name}: needs train and val trials (got {len(train)} and {len(val)}); "
                             "check the dataset's split file")
         images = np.unique(data.image[np.concatenate([train, val])])
         slot = {int(img): k for k, img in enumerate(images)}
-        targets = self.targets(data, images, run, pretrained)
+        targets = {k: v.to(rt.device) if hasattr(v, "to") else v
+                   for k, v in self.targets(data, images, run, pretrained).items()}
 
         def inputs(split, part):
             x = self.training_eeg(np.ascontiguousarray(data.eeg[split], dtype=np.float32), part)
@@ -208,78 +222,58 @@ class GenerativeStage(Stage):
 
         x_train, s_train = inputs(train, "train")
         x_val, s_val = inputs(val, "val")
-        own = {"unet": list(model.image.unet_params.parameters()) if c.image else [],
-               "text": [p for p in model.text.parameters() if p.requires_grad] if c.text else []}
-        taken = {id(p) for params in own.values() for p in params}
-        groups = [{"params": [p for p in model.parameters() if id(p) not in taken and p.requires_grad], "peak": c.lr},
-                  {"params": own["unet"], "peak": c.unet_lr or c.lr},
-                  {"params": own["text"], "peak": (c.text.lr if c.text else None) or c.lr}]
-        groups = [g for g in groups if g["params"]]
-        opt = torch.optim.AdamW(groups, weight_decay=c.weight_decay)
-        steps_per_epoch = len(x_train) // c.batch_size or 1
-        best, history, start = load_epoch(run, self.name, model, opt, initial={"loss": math.inf})
         run.log(f"{self.name}: training {'+'.join(self.weights)} on {len(train)} trials ({c.train_on}), "
                 f"selecting on {len(val)} val trials")
-
         scheduler = self.noise_scheduler(model)
-        consistency = None
-        for epoch in progress.track(range(start, c.epochs), f"{self.name}: training", total=c.epochs - start):
+        consistency: dict = {}
+
+        def start_epoch(model, epoch):
             if c.consistency_weight and epoch >= c.consistency_every:
                 refresh = epoch - epoch % c.consistency_every
-                if consistency is None or consistency["epoch"] != refresh:
-                    consistency = self.consistency_targets(model, x_train, refresh, run, pretrained)
-            torch.manual_seed(self.seed * 100_003 + epoch)
-            model.train()
-            order = torch.randperm(len(x_train))
-            sums = dict.fromkeys(self.weights, 0.0)
-            for i in range(steps_per_epoch):
-                step = epoch * steps_per_epoch + i
-                for group in opt.param_groups:
-                    group["lr"] = group["peak"] * (min(1.0, (step + 1) / c.warmup_steps) if c.warmup_steps else 1.0)
-                idx = order[i * c.batch_size:(i + 1) * c.batch_size]
-                slots = s_train[idx]
-                tokens = model.tokens(x_train[idx])
-                losses = {}
-                if c.image:
-                    context = model.image.context(tokens)
-                    drop = torch.rand(len(idx)) < c.cfg_drop
-                    cond = torch.where(drop[:, None, None], model.image.null_context, context)
-                    losses["diffusion"] = model.image.diffusion_loss(targets["latents"][slots], cond, scheduler)
-                    losses["clip"] = ((1 - F.cosine_similarity(model.image.clip_embedding(context),
-                                                               targets["clip"][slots])).mean()
-                                      if "clip" in targets else torch.zeros(()))
-                losses |= text_losses(model, tokens, slots, targets)
-                if consistency is not None:
-                    batch = {"captions": [consistency["captions"][int(j)] for j in idx], "pair_id": consistency["pair_id"][idx]}
-                    if "text_emb" in consistency:
-                        batch["text_emb"] = consistency["text_emb"][idx]
-                    losses["consistency"] = model.text.loss(model.features(tokens), batch)
-                loss = sum(self.weights[k] * v for k, v in losses.items())
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                for k, v in losses.items():
-                    sums[k] += v.item()
-            val = validation_losses(model, x_val, s_val, targets, scheduler, c.batch_size, self.seed)
-            val_loss = sum(self.weights[k] * v for k, v in val.items())
-            if not math.isfinite(val_loss):
-                raise UserError(f"stages.{self.name}: val loss is {val_loss} after epoch {epoch} (training "
-                                f"diverged); lower stages.{self.name}.lr or add warmup_steps")
-            history.append({"epoch": epoch, **{f"train_{k}": v / steps_per_epoch for k, v in sums.items()},
-                            **{f"val_{k}": v for k, v in val.items()}, "val_loss": val_loss})
-            run.log(f"{self.name}: epoch {epoch} " + " ".join(f"{k} {v:.4f}" for k, v in history[-1].items() if k != "epoch"))
-            if val_loss < best["loss"]:
-                best = {"loss": val_loss, "epoch": epoch, "state": {k: v.clone() for k, v in model.state_dict().items()}}
-            save_epoch(run, self.name, model, opt, best, {"epoch": epoch, "history": history})
+                if consistency.get("epoch") != refresh:
+                    consistency.clear()
+                    consistency.update(self.consistency_targets(model, x_train, refresh, run, pretrained))
 
-        model.load_state_dict(best["state"])
-        run.save_checkpoint(self.name, model.state_dict(), {
-            "selected_on": "val", "best_epoch": best["epoch"], "val_loss": best["loss"], "history": history,
-            "image_size": self.image_size(model.image.pipe) if c.image else None, "train_on": c.train_on})
-        run.drop_checkpoint(self.name, resume=True)
-        run.log(f"{self.name}: selected epoch {best['epoch']} on val (loss {best['loss']:.4f})")
-        return model
+        def losses(model, batch):
+            idx = batch.idx
+            slots = s_train[idx].to(rt.device)
+            tokens = model.tokens(x_train[idx].to(rt.device))
+            out = {}
+            if c.image:
+                context = model.image.context(tokens)
+                drop = batch.draw(torch.rand) < c.cfg_drop
+                cond = torch.where(drop[:, None, None], model.image.null_context, context)
+                latents = targets["latents"][slots]
+                n = scheduler.config.num_train_timesteps
+                t = batch.draw(lambda size: torch.randint(n, (size,)))
+                noise = batch.draw(torch.randn, *latents.shape[1:])
+                out["diffusion"] = model.image.diffusion_loss(latents, cond, scheduler, t=t, noise=noise)
+                out["clip"] = ((1 - F.cosine_similarity(model.image.clip_embedding(context), targets["clip"][slots])).mean()
+                               if "clip" in targets else context.new_zeros(()))
+            out |= text_losses(model, tokens, slots, targets, gather=rt.gather_with_grad)
+            if consistency:
+                part = {"captions": [consistency["captions"][int(j)] for j in idx],
+                        "pair_id": consistency["pair_id"][idx].to(rt.device)}
+                if "text_emb" in consistency:
+                    part["text_emb"] = consistency["text_emb"][idx].to(rt.device)
+                out["consistency"] = model.text.loss(model.features(tokens), part, gather=rt.gather_with_grad)
+            return out
+
+        def validate(model):
+            val_losses = validation_losses(model, x_val, s_val, targets, scheduler, c.batch_size, self.seed)
+            return {**{f"val_{k}": v for k, v in val_losses.items()},
+                    "val_loss": sum(self.weights[k] * v for k, v in val_losses.items())}
+
+        def groups(model):
+            own = {"unet": list(model.image.unet_params.parameters()) if c.image else [],
+                   "text": [p for p in model.text.parameters() if p.requires_grad] if c.text else []}
+            taken = {id(p) for params in own.values() for p in params}
+            return [{"params": [p for p in model.parameters() if id(p) not in taken and p.requires_grad], "lr": c.lr},
+                    {"params": own["unet"], "lr": c.unet_lr or c.lr},
+                    {"params": own["text"], "lr": (c.text.lr if c.text else None) or c.lr}]
+
+        return Task(losses, validate, n_items=len(x_train), batch_size=c.batch_size, weights=self.weights,
+                    param_groups=groups, drop_last=True, start_epoch=start_epoch)
 
     def consistency_targets(self, model, x_train, epoch: int, run, pretrained) -> dict:
         """The captioner's caption of one image generated per train trial by the model as it is at the start of
@@ -350,9 +344,7 @@ class GenerativeStage(Stage):
             out["images"] = self.sample_images(model, eeg)
         if self.config.text:
             model.eval()
-            with torch.no_grad():
-                features = torch.cat([model.features(model.tokens(torch.from_numpy(np.ascontiguousarray(
-                    eeg[i:i + 64], dtype=np.float32)))) for i in range(0, len(eeg), 64)])
+            features = torch.from_numpy(runtime.map_rows(lambda x: model.features(model.tokens(x)), eeg, 64))
             out["text"] = generate_text(model.text, features)
         return out
 
@@ -370,20 +362,28 @@ class GenerativeStage(Stage):
         pipe = type(base)(**{**base.components, "scheduler": sampler})  # the loaded pipeline stays as it was
         pipe.set_progress_bar_config(disable=True)
         size = self.image_size(pipe)
-        generator = torch.Generator().manual_seed(self.seed)
+        rt = runtime.current()
+        rows = range(len(eeg))[rt.shard(len(eeg))]
+        latent_shape = (pipe.unet.config.in_channels, size // pipe.vae_scale_factor, size // pipe.vae_scale_factor)
         model.eval()
         out = []
         per_call = max(1, 64 // samples)
-        with torch.no_grad():
-            for i in progress.track(range(0, len(eeg), per_call), f"{self.name}: sampling",
-                                    total=math.ceil(len(eeg) / per_call)):
-                x = torch.from_numpy(np.ascontiguousarray(eeg[i:i + per_call], dtype=np.float32))
+        with torch.no_grad(), rt.autocast():
+            for i in progress.track(range(0, len(rows), per_call), f"{self.name}: sampling",
+                                    total=math.ceil(len(rows) / per_call)):
+                trials = rows[i:i + per_call]
+                x = torch.from_numpy(np.ascontiguousarray(eeg[trials.start:trials.stop], dtype=np.float32)).to(rt.device)
                 context = model.context(x).repeat_interleave(samples, dim=0)
+                # each trial's starting noise comes from its own seed: the same on one process or many
+                latents = torch.cat([torch.randn(samples, *latent_shape, generator=torch.Generator().manual_seed(
+                    self.seed * 1_000_003 + j)) for j in trials]).to(rt.device, context.dtype)
                 images = pipe(prompt_embeds=context, negative_prompt_embeds=model.image.null_context.expand_as(context),
                               guidance_scale=c.guidance_scale, num_inference_steps=steps, height=size, width=size,
-                              generator=generator, output_type="pt").images
-                out.append((images.clamp(0, 1) * 255).round().to(torch.uint8).view(len(x), samples, 3, size, size))
-        return torch.cat(out).numpy()
+                              latents=latents, output_type="pt").images
+                out.append((images.float().clamp(0, 1) * 255).round().to(torch.uint8).view(len(x), samples, 3, size, size)
+                           .cpu().numpy())
+        shape = (0, samples, 3, size, size)
+        return rt.gather_rows(np.concatenate(out) if out else np.zeros(shape, np.uint8))
 
     def prior_predictions(self, model, data, run, pretrained, n: int) -> dict:
         """The prior-only control: a fresh text head trained and run on a constant input (no EEG), ``n`` outputs."""
@@ -400,19 +400,21 @@ class GenerativeStage(Stage):
             text_embed = lambda captions: torch.from_numpy(clip_text_embeddings(clip_model, tokenizer, captions))  # noqa: E731
         return prior_only_text(self.text_head(width, pretrained, data), data, run, f"{self.name}-prior", n,
                                width=width, epochs=c.epochs, batch_size=c.batch_size, lr=c.text.lr or c.lr,
-                               seed=self.seed, text_embed=text_embed)
+                               seed=self.seed, text_embed=text_embed,
+                               lr_key=f"stages.{self.name}.text.lr" if c.text.lr else f"stages.{self.name}.lr")
 
 
-def text_losses(model, tokens, slots, targets: dict) -> dict:
-    """The text head's loss and the EEG<->text alignment loss of a batch (the parts that are on)."""
+def text_losses(model, tokens, slots, targets: dict, gather=None) -> dict:
+    """The text head's loss and the EEG<->text alignment loss of a batch (the parts that are on); ``gather``
+    makes in-batch contrastive losses see the global batch (``Runtime.gather_with_grad``)."""
     features, out = model.features(tokens), {}
     if model.text is not None:
         batch = {"captions": [targets["captions"][int(s)] for s in slots], "pair_id": slots}
         if "text_emb" in targets:
             batch["text_emb"] = targets["text_emb"][slots]
-        out["text"] = model.text.loss(features, batch)
+        out["text"] = model.text.loss(features, batch, gather=gather)
     if model.text_align is not None:
-        out["eeg_text"] = model.alignment_loss(features, targets["text_emb"][slots], slots)
+        out["eeg_text"] = model.alignment_loss(features, targets["text_emb"][slots], slots, gather=gather)
     return out
 
 
@@ -422,10 +424,12 @@ def encode_latents(pipe, paths, size: int):
 
     from eegbench.data.stimuli import load_pixels
 
+    vae = pipe.vae
     pixels = torch.from_numpy(load_pixels(paths, size)).float() / 127.5 - 1
     with torch.no_grad():
-        latents = torch.cat([pipe.vae.encode(pixels[i:i + 64]).latent_dist.mean for i in range(0, len(pixels), 64)])
-    return latents * pipe.vae.config.scaling_factor
+        latents = torch.cat([vae.encode(pixels[i:i + 64].to(vae.device, vae.dtype)).latent_dist.mean.float().cpu()
+                             for i in range(0, len(pixels), 64)])
+    return latents * vae.config.scaling_factor
 
 
 def validation_losses(model, eeg, slots, targets: dict, scheduler, batch_size: int, seed: int) -> dict:
@@ -435,18 +439,20 @@ def validation_losses(model, eeg, slots, targets: dict, scheduler, batch_size: i
     import torch
     import torch.nn.functional as F
 
+    rt = runtime.current()
     model.eval()
     sums, count = {}, 0
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+    with torch.no_grad(), torch.random.fork_rng(devices=[]), rt.autocast():
         torch.manual_seed(seed)
         for i in range(0, len(eeg), batch_size):
-            s = slots[i:i + batch_size]
-            tokens = model.tokens(eeg[i:i + batch_size])
+            s = slots[i:i + batch_size].to(rt.device)
+            tokens = model.tokens(eeg[i:i + batch_size].to(rt.device))
             parts = {}
             if model.image is not None:
                 context = model.image.context(tokens)
-                parts["diffusion"] = sum(model.image.diffusion_loss(targets["latents"][s], context, scheduler,
-                                                                     stratum=(k, VAL_TIMESTEPS)).item()
+                latents = targets["latents"][s]
+                parts["diffusion"] = sum(model.image.diffusion_loss(latents, context, scheduler, stratum=(k, VAL_TIMESTEPS),
+                                                                     noise=torch.randn(latents.shape).to(rt.device)).item()
                                          for k in range(VAL_TIMESTEPS)) / VAL_TIMESTEPS
                 parts["clip"] = ((1 - F.cosine_similarity(model.image.clip_embedding(context), targets["clip"][s])).mean().item()
                                  if "clip" in targets else 0.0)

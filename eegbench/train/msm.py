@@ -6,8 +6,7 @@ that are the same every epoch; test trials are never read. AdamW (no weight deca
 norms, as timm's parameter groups), per-step linear warm-up then cosine decay to zero. ``lr`` is
 the peak rate for ``batch_size`` as given (2.5e-4 at 100, the paper's); nothing rescales it, so
 scale it yourself when changing the batch size (linear rule: lr x batch_size / 100). Each epoch
-is checkpointed and seeded as in the supervised stage, so a resumed run equals an uninterrupted
-one. The stage returns the selected MAEEncoder for the next stage and writes
+trains through the one loop (``train.loop``), so a resumed run equals an uninterrupted one. The stage returns the selected MAEEncoder for the next stage and writes
 ``samples/<stage>_reconstruction.png``.
 """
 
@@ -21,11 +20,11 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field
 
-from eegbench import progress
+from eegbench import runtime
 from eegbench.config import StrictModel
 from eegbench.errors import UserError
 from eegbench.track.store import atomic_write_bytes
-from eegbench.train.checkpoint import load_epoch, save_epoch
+from eegbench.train.loop import Optim, Selection, Task, fit
 from eegbench.train.stage import Stage
 
 Beta = Annotated[float, Field(ge=0, lt=1)]
@@ -45,7 +44,6 @@ class MSMStage(Stage):
         betas: tuple[Beta, Beta] = (0.9, 0.95)
         warmup_epochs: int = Field(40, ge=0)
         extra_eeg: str | None = None  # folder of unlabelled .npy [n, C, T] / [C, T], .edf, .bdf
-        precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast matmuls; weights, optimiser, loss fp32
         train_on: Literal["eeg", "noise"] = "eeg"  # noise: the trained-on-noise control variant
         select_on: Literal["val"] = "val"  # checkpoint selection split; never test
 
@@ -59,32 +57,37 @@ class MSMStage(Stage):
         return self.make(MAEEncoder, n_chans=n_chans, n_times=n_times, mask_ratio=self.config.mask_ratio,
                          **self.config.encoder_args)
 
-    def lr_at(self, step: int, steps_per_epoch: int) -> float:
-        """Learning rate of optimiser step ``step`` (0-based): linear warm-up, then cosine to zero."""
-        c = self.config
-        warm, total = c.warmup_epochs * steps_per_epoch, c.epochs * steps_per_epoch
-        if step < warm:
-            return c.lr * step / warm
-        return c.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(total - warm, 1)))
-
     def run(self, data, run, model=None, pretrained=None):
         """Pretrain on ``data.splits['train']`` (+ ``extra_eeg``), select on ``'val'``; return the MAEEncoder."""
-        import torch
-
         c = self.config
         if model is not None:
             raise UserError(f"stages.{self.name}: an msm stage pretrains a new encoder and takes no model from an "
                             "earlier stage; make it the first stage")
         n_chans, n_times = data.eeg.shape[1:]
         model = self.build(n_chans, n_times)
-        done = run.load_checkpoint(self.name)
-        if done is not None:
-            model.load_state_dict(done[0])
-            return model
         if c.epochs == 0:
             run.log(f"{self.name}: 0 epochs: the encoder is handed on as initialised (seed {self.seed}), not pretrained")
             return model
+        model.gradient_checkpointing = runtime.current().config.gradient_checkpointing
+        meta = {"encoder": "mae-vit", "encoder_args": {"n_chans": n_chans, "n_times": n_times,
+                                                       "mask_ratio": c.mask_ratio, **c.encoder_args}}
+        held = {}  # the task's val EEG, for the reconstruction plot of a stage trained now
+        meta = fit(model, lambda: self.task(data, run, n_chans, n_times, meta, held), run=run, name=self.name,
+                   seed=self.seed, epochs=c.epochs, selection=Selection("val_mse", "min"), meta=meta,
+                   optim=Optim(lr=c.lr, betas=c.betas, schedule="cosine", warmup_epochs=c.warmup_epochs,
+                               weight_decay=c.weight_decay))
+        model.gradient_checkpointing = False
+        if "x_val" in held and runtime.is_main_process():
+            write_reconstruction_plot(model, held["x_val"][:3], run.path / "samples" / f"{self.name}_reconstruction.png",
+                                      self.seed, title=f"{self.name}: val trials, epoch {meta['best_epoch']}")
+        return model
 
+    def task(self, data, run, n_chans: int, n_times: int, meta: dict, held: dict) -> Task:
+        """Masked-token MSE on train trials (+ extra EEG); val MSE under fixed masks. AdamW groups as timm's:
+        no weight decay on biases and norms. Records the training items in ``meta``."""
+        import torch
+
+        c = self.config
         train, val = data.splits["train"], data.splits["val"]
         if len(train) == 0 or len(val) == 0:
             raise UserError(f"stages.{self.name}: needs train and val trials (got {len(train)} and {len(val)}); "
@@ -95,57 +98,23 @@ class MSMStage(Stage):
         if c.extra_eeg is not None:
             extra = load_extra_eeg(Path(c.extra_eeg), n_chans, n_times, key=f"stages.{self.name}.extra_eeg")
             x_train, n_extra = np.concatenate([x_train, extra]), len(extra)
-        x_train, x_val = self.training_eeg(x_train, "train"), self.training_eeg(x_val, "val")
-        x_train = torch.from_numpy(x_train)
-        x_val = torch.from_numpy(x_val)
+        x_train = torch.from_numpy(self.training_eeg(x_train, "train"))
+        x_val = torch.from_numpy(self.training_eeg(x_val, "val"))
+        held["x_val"] = x_val
+        meta["train_items"] = {"trials": len(train), "extra": n_extra}
         run.log(f"{self.name}: pretraining on {len(train)} train trials + {n_extra} extra segments, "
                 f"selecting on {len(val)} val trials")
 
-        decay = [p for p in model.parameters() if p.ndim > 1]
-        no_decay = [p for p in model.parameters() if p.ndim <= 1]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": c.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=c.lr, betas=c.betas)
-        steps_per_epoch = math.ceil(len(x_train) / c.batch_size)
+        def losses(model, batch):
+            x = x_train[batch.idx].to(runtime.current().device)
+            return {"mse": model.masked_loss(x, noise=batch.draw(torch.rand, model.n_tokens))[0]}
 
-        best, history, start = load_epoch(run, self.name, model, opt, initial={"mse": math.inf})
+        def groups(model):
+            return [{"params": [p for p in model.parameters() if p.ndim > 1], "weight_decay": c.weight_decay},
+                    {"params": [p for p in model.parameters() if p.ndim <= 1], "weight_decay": 0.0}]
 
-        for epoch in progress.track(range(start, c.epochs), f"{self.name}: pretraining", total=c.epochs - start):
-            torch.manual_seed(self.seed * 100_003 + epoch)
-            model.train()
-            order = torch.randperm(len(x_train))
-            total = 0.0
-            for i in range(steps_per_epoch):
-                for group in opt.param_groups:
-                    group["lr"] = self.lr_at(epoch * steps_per_epoch + i, steps_per_epoch)
-                batch = x_train[order[i * c.batch_size:(i + 1) * c.batch_size]]
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=c.precision == "bf16"):
-                    loss = model.masked_loss(batch)[0]
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += loss.item() * len(batch)
-            mse = val_mse(model, x_val, c.batch_size, self.seed)
-            if not math.isfinite(mse):
-                raise UserError(f"stages.{self.name}: val masked-token MSE is {mse} after epoch {epoch} (training "
-                                f"diverged); lower stages.{self.name}.lr or raise its warmup_epochs")
-            history.append({"epoch": epoch, "train_mse": total / len(x_train), "val_mse": mse,
-                            "lr": opt.param_groups[0]["lr"]})
-            run.log(f"{self.name}: epoch {epoch} train_mse {history[-1]['train_mse']:.5f} val_mse {mse:.5f}")
-            if mse < best["mse"]:
-                best = {"mse": mse, "epoch": epoch, "state": {k: v.clone() for k, v in model.state_dict().items()}}
-            save_epoch(run, self.name, model, opt, best, {"epoch": epoch, "history": history})
-
-        model.load_state_dict(best["state"])
-        write_reconstruction_plot(model, x_val[:3], run.path / "samples" / f"{self.name}_reconstruction.png",
-                                  self.seed, title=f"{self.name}: val trials, epoch {best['epoch']}")
-        run.save_checkpoint(self.name, model.state_dict(), {
-            "selected_on": "val", "best_epoch": best["epoch"], "val_mse": best["mse"], "history": history,
-            "encoder": "mae-vit", "encoder_args": {"n_chans": n_chans, "n_times": n_times,
-                                                   "mask_ratio": c.mask_ratio, **c.encoder_args},
-            "train_items": {"trials": len(train), "extra": n_extra}})
-        run.drop_checkpoint(self.name, resume=True)
-        run.log(f"{self.name}: selected epoch {best['epoch']} on val (masked-token MSE {best['mse']:.5f})")
-        return model
+        return Task(losses, lambda model: {"val_mse": val_mse(model, x_val, c.batch_size, self.seed)},
+                    n_items=len(x_train), batch_size=c.batch_size, param_groups=groups)
 
     def predict(self, model, eeg) -> dict:
         """Not available: msm is never the last stage."""

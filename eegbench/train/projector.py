@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from eegbench import runtime
 from eegbench.errors import UserError
 from eegbench.train.stage import Stage
 from eegbench.train.text import Decoding
@@ -75,13 +76,8 @@ class ProjectorStage(Stage):
         width = eeg["train"][0].shape[1]
         torch.manual_seed(self.seed)
         head = c.lm_head(width, pretrained)
-        done = run.load_checkpoint(self.name)
-        if done is not None:
-            head.load_state_dict(done[0])
-            return nn.ModuleDict({"eeg": model, "text": head})
-
         captions = {s: data.captions_of(t) for s, t in splits.items()}
-        info = {}
+        meta = {}
         if c.clip_epochs:
             clip = {s: torch.from_numpy(stimulus_clip(data, t, pretrained)) for s, t in splits.items()}
             if clip["train"].shape[1] != width:
@@ -89,37 +85,30 @@ class ProjectorStage(Stage):
                                 f"{clip['train'].shape[1]}; train the supervised stage with embed_dim equal to the CLIP width")
             parts = {s: {"features": clip[s], "captions": captions[s], "prompts": self.prompts(data.label[t])}
                      for s, t in splits.items()}
-            info["clip"] = fit_text_head(head, parts["train"], parts["val"], epochs=c.clip_epochs,
-                                         batch_size=c.batch_size, lr=c.lr, seed=self.seed, run=run,
-                                         label=f"{self.name} (clip)")
+            done = fit_text_head(head, parts["train"], parts["val"], run=run, name=f"{self.name}-clip",
+                                 epochs=c.clip_epochs, batch_size=c.batch_size, lr=c.lr, seed=self.seed,
+                                 lr_key=f"stages.{self.name}.lr")
+            meta["clip"] = {k: done[k] for k in ("best_epoch", "val_text")}
         parts = {s: {"features": eeg[s][0], "captions": captions[s], "prompts": self.prompts(eeg[s][1])}
                  for s in splits}
-        info["eeg"] = fit_text_head(head, parts["train"], parts["val"], epochs=c.eeg_epochs, batch_size=c.batch_size,
-                                    lr=c.lr, seed=self.seed + 1, run=run, label=f"{self.name} (eeg)")
-        run.save_checkpoint(self.name, head.state_dict(), {"selected_on": "val", **info})
+        fit_text_head(head, parts["train"], parts["val"], run=run, name=self.name, epochs=c.eeg_epochs,
+                      batch_size=c.batch_size, lr=c.lr, seed=self.seed + 1, lr_key=f"stages.{self.name}.lr", meta=meta)
         return nn.ModuleDict({"eeg": model, "text": head})
 
     def features(self, model, eeg: np.ndarray):
         """``(features [N, width] tensor, predicted class [N])`` of the frozen encoder and class head."""
         import torch
 
-        model.eval()
-        with torch.no_grad():
-            features = torch.cat([model[0](torch.from_numpy(np.ascontiguousarray(eeg[i:i + 256], dtype=np.float32)))
-                                  for i in range(0, len(eeg), 256)])
-            return features, model[1](features).argmax(1).numpy()
+        features = torch.from_numpy(runtime.map_rows(model[0], eeg, 256))
+        return features, runtime.map_rows(model[1], features.numpy(), 256).argmax(1)
 
     def predict(self, model, eeg) -> dict:
         """``{"text": free-running outputs, "logits": class logits}`` for numpy ``eeg`` [trials, C, T]."""
-        import torch
-
         from eegbench.train.text import generate_text
 
         features, predicted = self.features(model["eeg"], eeg)
-        with torch.no_grad():
-            logits = model["eeg"][1](features).numpy()
-        return {"text": generate_text(model["text"], features, self.prompts(predicted)),
-                "logits": logits}
+        logits = runtime.map_rows(model["eeg"][1], features.numpy(), 256)
+        return {"text": generate_text(model["text"], features, self.prompts(predicted)), "logits": logits}
 
     def prior_predictions(self, model, data, run, pretrained, n: int) -> dict:
         """The prior-only control: a fresh projector trained and run on a constant input, no class name."""
@@ -130,4 +119,5 @@ class ProjectorStage(Stage):
         c, width = self.config, model["text"].project[0].in_features
         torch.manual_seed(self.seed)
         return prior_only_text(c.lm_head(width, pretrained), data, run, f"{self.name}-prior", n, width=width,
-                               epochs=c.clip_epochs + c.eeg_epochs, batch_size=c.batch_size, lr=c.lr, seed=self.seed)
+                               epochs=c.clip_epochs + c.eeg_epochs, batch_size=c.batch_size, lr=c.lr, seed=self.seed,
+                               lr_key=f"stages.{self.name}.lr")

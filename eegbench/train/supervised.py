@@ -5,8 +5,7 @@ looked at. ``target`` names a task of the dataset (e.g. a TUAB label) instead of
 With ``clip_weight > 0`` (Thought2Text's encoder stage) the encoder's features are also pulled to the
 CLIP image embedding of each trial's stimulus by ``clip_weight`` x MSE, so they live in CLIP space
 (``embed_dim`` must then be the CLIP width).
-Each epoch's state (weights, optimiser, best-so-far) is checkpointed, so an interrupted run resumes
-where it stopped, and per-epoch seeding makes a resumed run identical to an uninterrupted one.
+It trains through the one loop (``train.loop``): resumable, seeded per epoch, on any runtime.
 """
 
 from __future__ import annotations
@@ -15,10 +14,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from eegbench import progress
+from eegbench import runtime
 from eegbench.config import StrictModel
 from eegbench.errors import UserError
-from eegbench.train.checkpoint import load_epoch, save_epoch
+from eegbench.train.loop import Optim, Selection, Task, fit
 from eegbench.train.stage import Stage
 
 
@@ -81,61 +80,42 @@ class SupervisedStage(Stage):
 
         ``model``, when given, is the encoder an earlier stage pretrained; it is fine-tuned under the head.
         """
+        c = self.config
+        y, n_classes = data.target(c.target) if c.target else (data.label, len(data.wnids))
+        model = self.build(data.eeg.shape[1], data.eeg.shape[2], n_classes, encoder=model)
+        fit(model, lambda: self.task(data, y, pretrained), run=run, name=self.name, seed=self.seed, epochs=c.epochs,
+            optim=Optim(lr=c.lr, weight_decay=c.weight_decay), selection=Selection("val_bacc", "max"))
+        return model
+
+    def task(self, data, y, pretrained) -> Task:
+        """Cross-entropy (+ ``clip_weight`` x MSE to CLIP) on train trials; balanced accuracy on val trials."""
         import numpy as np
         import torch
         import torch.nn.functional as F
 
         c = self.config
-        y, n_classes = data.target(c.target) if c.target else (data.label, len(data.wnids))
-        model = self.build(data.eeg.shape[1], data.eeg.shape[2], n_classes, encoder=model)
-        done = run.load_checkpoint(self.name)
-        if done is not None:
-            model.load_state_dict(done[0])
-            return model
-
         train, val = (s[y[s] >= 0] for s in (data.splits["train"], data.splits["val"]))  # -1: label unknown
         x_train = torch.from_numpy(np.ascontiguousarray(data.eeg[train]))
         y_train = torch.from_numpy(y[train])
         x_val, y_val = np.ascontiguousarray(data.eeg[val]), y[val]
         clip_train = torch.from_numpy(stimulus_clip(data, train, pretrained)) if c.clip_weight else None
-        opt = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
 
-        best, history, start = load_epoch(run, self.name, model, opt, initial={"acc": -1.0})
+        def losses(model, batch):
+            device = runtime.current().device
+            features = model[0](x_train[batch.idx].to(device))
+            out = {"loss": F.cross_entropy(model[1](features), y_train[batch.idx].to(device))}
+            if clip_train is not None:
+                out["loss"] = out["loss"] + c.clip_weight * F.mse_loss(features, clip_train[batch.idx].to(device))
+            return out
 
-        for epoch in progress.track(range(start, c.epochs), f"{self.name}: training", total=c.epochs - start):
-            torch.manual_seed(self.seed * 100_003 + epoch)
-            model.train()
-            order = torch.randperm(len(x_train))
-            losses = []
-            for i in range(0, len(order), c.batch_size):
-                idx = order[i:i + c.batch_size]
-                if len(idx) < 2:  # batch norm needs two samples
-                    continue
-                features = model[0](x_train[idx])
-                loss = F.cross_entropy(model[1](features), y_train[idx])
-                if clip_train is not None:
-                    loss = loss + c.clip_weight * F.mse_loss(features, clip_train[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                losses.append(loss.item())
-            acc = balanced_accuracy(y_val, predict_logits(model, x_val, c.batch_size).argmax(1))
-            history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_bacc": acc})
-            run.log(f"{self.name}: epoch {epoch} train_loss {history[-1]['train_loss']:.4f} val_bacc {acc:.4f}")
-            if acc > best["acc"]:
-                best = {"acc": acc, "epoch": epoch, "state": {k: v.clone() for k, v in model.state_dict().items()}}
-            save_epoch(run, self.name, model, opt, best, {"epoch": epoch, "history": history})
+        def validate(model):
+            return {"val_bacc": balanced_accuracy(y_val, predict_logits(model, x_val, c.batch_size).argmax(1))}
 
-        model.load_state_dict(best["state"])
-        run.save_checkpoint(self.name, model.state_dict(), {
-            "selected_on": "val", "best_epoch": best["epoch"], "val_bacc": best["acc"], "history": history})
-        run.drop_checkpoint(self.name, resume=True)
-        run.log(f"{self.name}: selected epoch {best['epoch']} on val (balanced acc {best['acc']:.4f})")
-        return model
+        return Task(losses, validate, n_items=len(x_train), batch_size=c.batch_size, min_batch=2)  # BatchNorm: 2
 
     def predict(self, model, eeg) -> dict:
         """Class logits for numpy ``eeg`` [n, channels, times]."""
-        return {"logits": predict_logits(model, eeg, self.config.batch_size)}
+        return {"logits": predict_logits(model, eeg, self.config.batch_size, split=True)}
 
 
 def stimulus_clip(data, trials, pretrained):
@@ -154,12 +134,6 @@ def balanced_accuracy(y, predicted) -> float:
     return weighted_mean(predicted == y, class_balance_weights(y))
 
 
-def predict_logits(model, eeg, batch_size: int = 256):
-    """Logits of ``model`` on numpy ``eeg`` [n, channels, times], in eval mode, as numpy."""
-    import numpy as np
-    import torch
-
-    model.eval()
-    with torch.no_grad():
-        out = [model(torch.from_numpy(np.ascontiguousarray(eeg[i:i + batch_size]))) for i in range(0, len(eeg), batch_size)]
-    return torch.cat(out).numpy()
+def predict_logits(model, eeg, batch_size: int = 256, split: bool = False):
+    """Logits of ``model`` on numpy ``eeg`` [n, channels, times], in eval mode, as numpy (``split``: across processes)."""
+    return runtime.map_rows(model, eeg, batch_size, split=split)

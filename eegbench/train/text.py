@@ -1,20 +1,20 @@
 """Training a text head on fixed inputs: Thought2Text's projector phases and the prior-only control.
 
 ``fit_text_head`` trains only the head (the features are precomputed: CLIP image embeddings, a
-frozen encoder's EEG embeddings, or a constant for the prior-only model) with AdamW and keeps the
-epoch with the lowest teacher-forced loss on validation trials. That loss only selects; text is
+frozen encoder's EEG embeddings, or a constant for the prior-only model) through the one loop
+(``train.loop``: resumable, seeded per epoch) and keeps the epoch with the lowest teacher-forced
+loss on validation trials. That loss only selects; text is
 scored by free-running generation alone (``generate_text``). ``prior_only_text`` is the prior-only
 control of any stage with a text head: the same head trained and run on a constant input.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 from pydantic import Field
 
-from eegbench import progress
+from eegbench import runtime
 from eegbench.config import StrictModel
 
 
@@ -35,36 +35,22 @@ class Decoding(StrictModel):
                             self.num_beams if self.decoding == "beam" else 1)
 
 
-def fit_text_head(head, train: dict, val: dict, *, epochs: int, batch_size: int, lr: float, seed: int,
-                  run, label: str) -> dict:
-    """Train ``head`` on ``train`` = ``{"features": [N, d] tensor, "captions": [...], "prompts": [...] or None}``;
-    load the best epoch on ``val`` into it and return ``{"epoch", "val_loss", "history"}``."""
-    import torch
+def fit_text_head(head, train: dict, val: dict, *, run, name: str, epochs: int, batch_size: int, lr: float,
+                  seed: int, lr_key: str, meta: dict | None = None) -> dict:
+    """Train ``head`` on ``train`` = ``{"features": [N, d] tensor, "captions": [...], "prompts": [...] or None}``
+    through the one loop (checkpoint ``name``); load the epoch with the lowest teacher-forced loss on ``val``
+    into it and return the checkpoint's metadata."""
+    from eegbench.train.loop import Optim, Selection, Task, fit
 
-    opt = torch.optim.AdamW([p for p in head.parameters() if p.requires_grad], lr=lr)
-    best = {"val_loss": math.inf, "epoch": -1, "state": None}
-    history = []
-    for epoch in progress.track(range(epochs), f"{label}: training", total=epochs):
-        torch.manual_seed(seed * 100_003 + epoch)
-        head.train()
-        order = torch.randperm(len(train["features"]))
-        total = 0.0
-        steps = 0
-        for i in range(0, len(order), batch_size):
-            idx = order[i:i + batch_size]
-            loss = head.loss(train["features"][idx], _batch(train, idx))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total, steps = total + loss.item(), steps + 1
-        val_loss = text_loss(head, val, batch_size)
-        history.append({"epoch": epoch, "train_text": total / max(steps, 1), "val_text": val_loss})
-        run.log(f"{label}: epoch {epoch} text {history[-1]['train_text']:.4f} val_text {val_loss:.4f}")
-        if val_loss < best["val_loss"]:
-            best = {"val_loss": val_loss, "epoch": epoch, "state": {k: v.clone() for k, v in head.state_dict().items()}}
-    head.load_state_dict(best["state"])
-    run.log(f"{label}: selected epoch {best['epoch']} on val (text loss {best['val_loss']:.4f})")
-    return {"epoch": best["epoch"], "val_loss": best["val_loss"], "history": history}
+    def losses(head, batch):
+        return {"text": head.loss(train["features"][batch.idx].to(runtime.current().device), _batch(train, batch.idx))}
+
+    def task() -> Task:
+        return Task(losses, lambda head: {"val_text": text_loss(head, val, batch_size)},
+                    n_items=len(train["features"]), batch_size=batch_size)
+
+    return fit(head, task, run=run, name=name, seed=seed, epochs=epochs, optim=Optim(lr=lr),
+               selection=Selection("val_text", "min"), meta=meta, lr_key=lr_key)
 
 
 def text_loss(head, data: dict, batch_size: int) -> float:
@@ -73,10 +59,11 @@ def text_loss(head, data: dict, batch_size: int) -> float:
 
     head.eval()
     total = 0.0
+    device = runtime.current().device
     with torch.no_grad():
         for i in range(0, len(data["features"]), batch_size):
             idx = torch.arange(i, min(i + batch_size, len(data["features"])))
-            total += head.loss(data["features"][idx], _batch(data, idx)).item() * len(idx)
+            total += head.loss(data["features"][idx].to(device), _batch(data, idx)).item() * len(idx)
     return total / len(data["features"])
 
 
@@ -84,25 +71,29 @@ def _batch(data: dict, idx) -> dict:
     out = {key: [data[key][int(i)] for i in idx] for key in ("captions", "prompts") if data.get(key) is not None}
     for key in ("text_emb", "pair_id"):
         if data.get(key) is not None:
-            out[key] = data[key][idx]
+            out[key] = data[key][idx].to(runtime.current().device)
     return out
 
 
 def generate_text(head, features, prompts: list[str] | None = None, batch_size: int = 64):
-    """Free-running outputs of ``head`` for ``features`` [N, d], as a numpy object array of strings."""
+    """Free-running outputs of ``head`` for ``features`` [N, d], as a numpy object array of strings; each
+    process generates its shard of the rows and every process gets all of them, in order."""
     import numpy as np
     import torch
 
+    rt = runtime.current()
+    rows = rt.shard(len(features))
+    features, prompts = features[rows].to(rt.device), prompts[rows] if prompts else None
     head.eval()
     out: list[str] = []
-    with torch.no_grad():
+    with torch.no_grad(), rt.autocast():
         for i in range(0, len(features), batch_size):
             out += head.generate(features[i:i + batch_size], prompts[i:i + batch_size] if prompts else None)
-    return np.array(out, dtype=object)
+    return np.array(rt.gather_rows(out), dtype=object)
 
 
 def prior_only_text(head, data, run, name: str, n: int, *, width: int, epochs: int, batch_size: int, lr: float,
-                    seed: int, text_embed=None) -> dict:
+                    seed: int, lr_key: str, text_embed=None) -> dict:
     """``{"text": n outputs}`` of a fresh ``head`` trained on a constant input (zeros ``[width]``) with the train
     captions and selected on val: what the language prior alone produces. Checkpointed as ``<name>`` in ``run``.
 
@@ -110,18 +101,13 @@ def prior_only_text(head, data, run, name: str, n: int, *, width: int, epochs: i
     """
     import torch
 
-    done = run.load_checkpoint(name)
-    if done is not None:
-        head.load_state_dict(done[0])
-    else:
-        parts = {}
-        for split in ("train", "val"):
-            trials = data.splits[split]
-            parts[split] = {"features": torch.zeros(len(trials), width), "captions": data.captions_of(trials)}
-            if text_embed is not None:
-                parts[split] |= {"text_emb": text_embed(parts[split]["captions"]),
-                                 "pair_id": torch.from_numpy(data.image[trials])}
-        info = fit_text_head(head, parts["train"], parts["val"], epochs=epochs, batch_size=batch_size, lr=lr,
-                             seed=seed, run=run, label=name)
-        run.save_checkpoint(name, head.state_dict(), {"selected_on": "val", **info})
+    parts = {}
+    for split in ("train", "val"):
+        trials = data.splits[split]
+        parts[split] = {"features": torch.zeros(len(trials), width), "captions": data.captions_of(trials)}
+        if text_embed is not None:
+            parts[split] |= {"text_emb": text_embed(parts[split]["captions"]),
+                             "pair_id": torch.from_numpy(data.image[trials])}
+    fit_text_head(head, parts["train"], parts["val"], run=run, name=name, epochs=epochs, batch_size=batch_size,
+                  lr=lr, seed=seed, lr_key=lr_key)
     return {"text": generate_text(head, torch.zeros(n, width))}
