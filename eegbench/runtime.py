@@ -41,7 +41,7 @@ class Runtime:
     @cached_property
     def accelerator(self):
         import torch
-        from accelerate import Accelerator, DistributedDataParallelKwargs
+        from accelerate import Accelerator
         from accelerate.state import AcceleratorState, GradientState
 
         c = self.config
@@ -52,9 +52,8 @@ class Runtime:
             raise UserError("runtime.precision: fp16 needs a CUDA device (loss scaling); use --precision bf16 on CPU")
         AcceleratorState._reset_state(reset_partial_state=False)  # one run after another in one process
         GradientState._reset_state()
-        # some heads leave parameters out of some losses (clip_weight 0, a text head before consistency starts)
-        ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-        return Accelerator(cpu=cpu, mixed_precision=PRECISIONS[c.precision], kwargs_handlers=[ddp])
+        # DDP as it comes (no unused-parameter search): every stage's loss reaches every trainable parameter
+        return Accelerator(cpu=cpu, mixed_precision=PRECISIONS[c.precision])
 
     @property
     def device(self):

@@ -141,3 +141,62 @@ def test_the_run_id_ignores_device_and_checkpointing_but_not_precision():
     assert config.resolve("smoke", scale="ci", overrides={"runtime.precision": "bf16"}).hash() != base
     with pytest.raises(UserError, match=r"runtime\.precison: unknown key; did you mean 'precision'"):
         config.resolve("smoke", scale="ci", overrides={"runtime.precison": "bf16"})
+
+
+# --- every stage kind resumes to the same result ---------------------------------------------
+
+WORLD = {"classes": 3, "images_per_class": 12, "subjects": 1, "image_size": 16}
+MAE = {"embed_dim": 16, "depth": 1, "heads": 2, "decoder_embed_dim": 16, "decoder_depth": 1, "decoder_heads": 2}
+DEEP4 = {"final_conv_length": 2, "stride_before_pool": True, "n_filters_time": 4, "n_filters_spat": 4,
+         "n_filters_2": 8, "n_filters_3": 8, "n_filters_4": 16}
+KINDS = {  # stage kind: (suite, overrides, the checkpoint to interrupt)
+    "supervised": ("smoke", {"stages.classify.epochs": 3}, "classify"),
+    "msm": ("dreamdiffusion", {"dataset.world": WORLD, "models.synthetic_recipe": "tiny", "stages.msm.encoder_args": MAE,
+                               "stages.msm.epochs": 3, "stages.msm.batch_size": 8, "stages.generate.epochs": 1,
+                               "stages.generate.batch_size": 8}, "msm"),
+    "generative (image)": ("dreamdiffusion", {"dataset.world": WORLD, "models.synthetic_recipe": "tiny",
+                                              "stages.msm.encoder_args": MAE, "stages.msm.epochs": 1,
+                                              "stages.msm.batch_size": 8, "stages.generate.epochs": 3,
+                                              "stages.generate.batch_size": 8}, "generate"),
+    "generative (image + text)": ("multitask", {"dataset.world": WORLD, "models.synthetic_recipe": "tiny",
+                                                "stages.msm.encoder_args": MAE, "stages.msm.epochs": 1,
+                                                "stages.msm.batch_size": 8, "stages.joint.epochs": 3,
+                                                "stages.joint.batch_size": 8}, "joint"),
+    "contrastive": ("eegclip", {"dataset.world.train_subjects": 16, "dataset.world.eval_subjects": 8,
+                                "stages.align.encoder_args": DEEP4, "stages.align.epochs": 3,
+                                "stages.align.batch_size": 32}, "align"),
+    "projector": ("thought2text", {"dataset.world": WORLD, "models.synthetic_recipe": "tiny",
+                                   "stages.encode.embed_dim": 64, "stages.encode.epochs": 1, "stages.encode.batch_size": 8,
+                                   "stages.describe.clip_epochs": 3, "stages.describe.eeg_epochs": 3}, "describe-clip"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_stage_kind_resumes_to_the_same_checkpoint(kind, cache_dir, tmp_path, monkeypatch):
+    """Interrupted in its second epoch, then rerun: every checkpoint of the run equals an uninterrupted run's."""
+    from eegbench import config
+    from eegbench.runner import execute
+
+    suite, overrides, stage = KINDS[kind]
+    cfg = config.resolve(suite, scale="ci", overrides=overrides)
+    whole = execute(cfg, out=tmp_path / "whole", cache_dir=cache_dir, train_only=True).run_dir
+    real_log = Run.log
+
+    def dying_log(self, message):
+        real_log(self, message)
+        if message.startswith(f"{stage}: epoch 1 "):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Run, "log", dying_log)
+    with pytest.raises(KeyboardInterrupt):
+        execute(cfg, out=tmp_path / "resumed", cache_dir=cache_dir, train_only=True)
+    monkeypatch.setattr(Run, "log", real_log)
+    resumed = execute(cfg, out=tmp_path / "resumed", cache_dir=cache_dir, train_only=True).run_dir
+    assert f"{stage}: resuming after epoch 0" in (resumed / "log.txt").read_text()  # epoch 1 died before its save
+    names = sorted(p.name for p in (whole / "checkpoints").iterdir())
+    assert names == sorted(p.name for p in (resumed / "checkpoints").iterdir()) and f"{stage}.safetensors" in names
+    for name in names:
+        (a, meta_a), (b, meta_b) = (Run(d).load_checkpoint(name.removesuffix(".safetensors")) for d in (whole, resumed))
+        assert meta_a["history"] == meta_b["history"] and a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a), name

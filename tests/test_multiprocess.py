@@ -26,9 +26,18 @@ from eegbench.track.store import Index, Run
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-SMOKE = ["--suite", "smoke", "--scale", "ci", "--set", 'dataset.world={"classes": 3, "images_per_class": 12, "subjects": 1}',
-         "--set", "stages.classify.epochs=6", "--set", "stages.classify.batch_size=8"]
+def torchrun() -> list[str]:
+    """torchrun with 2 processes on a free loopback port (its --standalone rendezvous can hang at exit)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+            "--master_port", str(port)]
+
+
+SMOKE = ["--suite", "smoke", "--scale", "ci", "--set", "stages.classify.epochs=6"]  # the ci world, 119 test trials
 DREAM = ["--suite", "dreamdiffusion", "--scale", "ci",
          "--set", 'dataset.world={"classes": 3, "images_per_class": 12, "subjects": 1, "image_size": 16}',
          "--set", "models.synthetic_recipe=tiny",
@@ -43,7 +52,7 @@ def env(cache_dir) -> dict:
 
 
 def eegbench(args: list[str], out: Path, cache_dir, processes: int = 1, **kwargs):
-    launcher = TORCHRUN if processes == 2 else [sys.executable]
+    launcher = torchrun() if processes == 2 else [sys.executable]
     return subprocess.run([*launcher, "-m", "eegbench", "run", *args, "--out", str(out), "--device", "cpu"],
                           env=env(cache_dir), cwd=ROOT, capture_output=True, text=True, timeout=900, **kwargs)
 
@@ -69,7 +78,7 @@ def test_one_step_gradients_match_across_processes_and_micro_batches(cache_dir, 
     script = str(ROOT / "tests" / "multiprocess_grads.py")
     for name, cmd in (("one", [sys.executable, script, str(tmp_path / "one")]),
                       ("accum", [sys.executable, script, str(tmp_path / "accum"), "2"]),
-                      ("two", [*TORCHRUN, script, str(tmp_path / "two")])):
+                      ("two", [*torchrun(), script, str(tmp_path / "two")])):
         done = subprocess.run(cmd, env=env(cache_dir), capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
     for case in ("mae", "diffusion", "text", "infonce"):
@@ -135,15 +144,19 @@ def test_a_two_process_run_killed_mid_stage_resumes_to_the_same_result(cache_dir
     whole = eegbench(args, tmp_path / "whole", cache_dir, processes=2)
     assert whole.returncode == 0, whole.stderr[-3000:]
     out = tmp_path / "killed"
-    cmd = [*TORCHRUN, "-m", "eegbench", "run", *args, "--out", str(out), "--device", "cpu"]
-    proc = subprocess.Popen(cmd, env=env(cache_dir), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    cmd = [*torchrun(), "-m", "eegbench", "run", *args, "--out", str(out), "--device", "cpu"]
+    proc = subprocess.Popen(cmd, env=env(cache_dir), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
     while not any("classify: epoch 3 " in p.read_text() for p in out.glob("smoke/default/*/log.txt")):
         assert proc.poll() is None and time.time() < deadline, "the run ended or stalled before epoch 3"
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
+    import psutil
+
+    for victim in [*psutil.Process(proc.pid).children(recursive=True), psutil.Process(proc.pid)]:
+        victim.send_signal(signal.SIGKILL)  # the launcher and both workers, with no clean-up
     proc.wait()
+    psutil.wait_procs(psutil.Process().children(recursive=True), timeout=0)
+    assert Run(only_run(out)).status == "running"
     resumed = eegbench(args, out, cache_dir, processes=2)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     run_dir = only_run(out)

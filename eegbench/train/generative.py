@@ -248,8 +248,9 @@ class GenerativeStage(Stage):
                 t = batch.draw(lambda size: torch.randint(n, (size,)))
                 noise = batch.draw(torch.randn, *latents.shape[1:])
                 out["diffusion"] = model.image.diffusion_loss(latents, cond, scheduler, t=t, noise=noise)
-                out["clip"] = ((1 - F.cosine_similarity(model.image.clip_embedding(context), targets["clip"][slots])).mean()
-                               if "clip" in targets else context.new_zeros(()))
+                clip = model.image.clip_embedding(context)
+                out["clip"] = ((1 - F.cosine_similarity(clip, targets["clip"][slots])).mean() if "clip" in targets
+                               else 0 * clip.sum())  # no CLIP loss, but every parameter in the graph (DDP)
             out |= text_losses(model, tokens, slots, targets, gather=rt.gather_with_grad)
             if consistency:
                 part = {"captions": [consistency["captions"][int(j)] for j in idx],
