@@ -29,3 +29,5 @@ bench: setup  ## print the speed and size figures the issues ask for
 	$(PY) scripts/bench_dreamdiffusion.py --scale ci
 	$(PY) scripts/bench_eegclip.py --scale ci
 	$(PY) scripts/bench_multitask.py --scale ci
+	$(PY) scripts/bench_memory.py
+	$(PY) scripts/bench_loop.py
