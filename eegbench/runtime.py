@@ -85,14 +85,6 @@ class Runtime:
         """Barrier: every process arrives before any goes on (after the main process wrote something)."""
         self.accelerator.wait_for_everyone()
 
-    def share(self, obj):
-        """``obj`` as the main process has it, on every process (a picklable value)."""
-        if self.world == 1:
-            return obj
-        from accelerate.utils import broadcast_object_list
-
-        return broadcast_object_list([obj], from_process=0)[0]
-
     def shard(self, n: int) -> slice:
         """This process's contiguous slice of ``n`` items (sizes differ by at most one)."""
         base, extra = divmod(n, self.world)
