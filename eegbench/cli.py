@@ -23,6 +23,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Benchmark EEG decoding into images and text; every number beside its control, chance and CI.")
 data_app = typer.Typer(no_args_is_help=True, help="Prepare datasets: generate synthetic worlds, build array caches.")
 app.add_typer(data_app, name="data")
+score_app = typer.Typer(no_args_is_help=True, help="Score predictions made elsewhere with the benchmark's metrics.")
+app.add_typer(score_app, name="score")
 console = Console(quiet=not is_main_process())  # launched processes: only the main one prints
 err = Console(stderr=True)
 

@@ -20,13 +20,15 @@ import numpy as np
 from eegbench.errors import UserError
 
 
-def evaluation(reads: str | tuple[str, ...], needs: tuple[str, ...] = (), precheck=None, config=None):
+def evaluation(reads: str | tuple[str, ...], needs: tuple[str, ...] = (), precheck=None, config=None,
+               higher_is_better: bool | None = None):
     """Declare what an evaluation scores: the prediction key(s) it ``reads`` ("logits", "images",
     "embeddings", "text"), the pretrained models it ``needs`` (sd, clip, judge, text, lm, captioner), an optional
-    ``precheck(ctx)`` the run calls before training (it raises UserError on inputs that cannot work)
-    and an optional pydantic ``config`` model of its arguments."""
+    ``precheck(ctx)`` the run calls before training (it raises UserError on inputs that cannot work),
+    an optional pydantic ``config`` model of its arguments, and whether a higher value is better."""
     def mark(fn):
         fn.reads, fn.needs = (reads,) if isinstance(reads, str) else tuple(reads), needs
+        fn.higher_is_better = higher_is_better
         if precheck is not None:
             fn.precheck = precheck
         if config is not None:

@@ -90,12 +90,12 @@ class Judge:
         return (x.clamp(0, 1) - mean) / std
 
     def probs(self, images):
-        """Class probabilities [B, n_classes] of images [B, 3, H, W] with values in [0, 1]."""
+        """Class probabilities [B, n_classes] (on the CPU) of images [B, 3, H, W] with values in [0, 1]."""
         import torch
 
         device = next(self.model.parameters()).device
         with torch.no_grad():
-            return self.model(self.prepare(images.to(device))).float().softmax(-1)
+            return self.model(self.prepare(images.to(device))).float().softmax(-1).cpu()
 
 
 def check_judge_folder(folder: Path) -> str:
@@ -287,9 +287,10 @@ def clip_text_embeddings(model, tokenizer, texts: Sequence[str], batch_size: int
     import torch
 
     model.eval()
+    device = next(model.parameters()).device
     with torch.no_grad():
-        chunks = [torch.nn.functional.normalize(model.encode_text(tokenizer(list(texts[i:i + batch_size]))).float(), dim=-1)
-                  for i in range(0, len(texts), batch_size)]
+        chunks = [torch.nn.functional.normalize(model.encode_text(tokenizer(list(texts[i:i + batch_size])).to(device))
+                                                .float(), dim=-1).cpu() for i in range(0, len(texts), batch_size)]
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, model.text_projection.shape[1]), np.float32)
 
 
@@ -313,7 +314,8 @@ def check_captioner_folder(folder: Path) -> str:
 
 
 def load_captioner(folder: Path):
-    """The captioner in ``folder`` (``ClipRetrievalCaptioner`` or ``BlipCaptioner``), frozen, on the CPU."""
+    """The captioner in ``folder`` (``ClipRetrievalCaptioner`` or ``BlipCaptioner``), frozen, on the CPU (move
+    its ``model`` to place it elsewhere)."""
     kind = check_captioner_folder(folder)
     return ClipRetrievalCaptioner(Path(folder)) if kind == "retrieval" else BlipCaptioner(Path(folder))
 

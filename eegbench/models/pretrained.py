@@ -123,10 +123,14 @@ class Pretrained:
         return self._get("sd", load)
 
     def clip(self):
-        """``(model, preprocess, tokenizer)`` of the open_clip model."""
+        """``(model, preprocess, tokenizer)`` of the open_clip model, on the runtime's device in fp32."""
         from eegbench.evaluate.judges import load_clip
 
-        return self._get("clip", load_clip)
+        def load(folder):
+            model, preprocess, tokenizer = load_clip(folder)
+            return model.to(runtime.current().device), preprocess, tokenizer
+
+        return self._get("clip", load)
 
     def clip_image_embeddings(self, paths) -> np.ndarray:
         """[N, D] unit CLIP image embeddings of the images at ``paths``, cached per (CLIP folder, image list)."""
@@ -139,16 +143,22 @@ class Pretrained:
         return clip_image_embeddings(model, preprocess, paths, self.cache_dir / "embeddings" / f"clip-{digest}.npy")
 
     def judge(self):
-        """The n-way judge classifier."""
+        """The n-way judge classifier, on the runtime's device in fp32."""
         from eegbench.evaluate.judges import load_judge
 
-        return self._get("judge", load_judge)
+        def load(folder):
+            judge = load_judge(folder)
+            judge.model.to(runtime.current().device)
+            return judge
+
+        return self._get("judge", load)
 
     def text(self):
-        """The sentence encoder (``models.text.TextEncoder``), frozen."""
+        """The sentence encoder (``models.text.TextEncoder``), frozen, on the runtime's device in fp32."""
         from eegbench.models.text import TextEncoder
 
-        return self._get("text", lambda folder: TextEncoder(folder).requires_grad_(False).eval())
+        return self._get("text", lambda folder: TextEncoder(folder).requires_grad_(False).eval()
+                         .to(runtime.current().device))
 
     def lm(self):
         """``(model, tokenizer)`` of the causal language model, frozen (``models.lm.load_lm``)."""
@@ -162,10 +172,16 @@ class Pretrained:
         return self._get("lm", load)
 
     def captioner(self):
-        """The image captioner: ``caption(images) -> list[str]`` (``evaluate.judges.load_captioner``)."""
+        """The image captioner: ``caption(images) -> list[str]`` (``evaluate.judges.load_captioner``), on the
+        runtime's device in fp32."""
         from eegbench.evaluate.judges import load_captioner
 
-        return self._get("captioner", load_captioner)
+        def load(folder):
+            captioner = load_captioner(folder)
+            captioner.model.to(runtime.current().device)
+            return captioner
+
+        return self._get("captioner", load)
 
 
 def load_sd(folder: Path):

@@ -65,6 +65,7 @@ class TextEncoder(nn.Module):
 
     def forward(self, texts: list[str]) -> torch.Tensor:
         batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt")
+        batch = batch.to(self.model.device)
         states = self.model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
         return (states * mask).sum(1) / mask.sum(1).clamp(min=1)
@@ -81,7 +82,7 @@ class TextEncoder(nn.Module):
             if path.is_file():
                 return np.load(path)
         self.eval()
-        out = torch.cat([self(texts[i:i + batch_size]) for i in range(0, len(texts), batch_size)]).numpy()
+        out = torch.cat([self(texts[i:i + batch_size]).cpu() for i in range(0, len(texts), batch_size)]).numpy()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
