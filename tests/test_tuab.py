@@ -217,3 +217,21 @@ def test_v2_layout_with_per_session_folders(tmp_path):
     assert list(table["age_years"]) == [30, 70, 45, 52] and list(table["pathological"]) == [0, 1, 1, 0]
     assert list(table["split"] == "test") == [False, False, True, False]
     assert table["text"].str.contains("IMPRESSION: Normal EEG.").tolist() == [True, False, False, True]
+
+
+def test_a_tree_without_reports_names_dataset_reports(fixture_tree, tmp_path):
+    import shutil
+
+    shutil.rmtree(fixture_tree / "reports")
+    for mode in ("fail", "skip"):
+        with pytest.raises(UserError) as info:
+            _load(fixture_tree, tmp_path, recipe=FIXTURE_RECIPE, reports=None, on_bad_file=mode)
+        message = str(info.value)
+        assert "4 of 4 readable recording(s) have no report" in message, message
+        assert "set dataset.reports" in message and "<subject>_s<NNN>.txt" in message and "e.g. aaaaaaac_s001.txt" in message
+        assert ("no usable recording" in message) == (mode == "skip")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "aaaaaaaa_s001.txt").write_text("IMPRESSION: Normal EEG.\n\nMEDICATIONS: None.\n")
+    with pytest.raises(UserError, match=r"aaaaaaac_s001_t000.edf: no report aaaaaaac_s001.txt .*\(and 2 more\).*"
+                                        r"3 of 4 readable .*set dataset.reports.*--on-bad-file skip"):
+        _load(fixture_tree, tmp_path, recipe=FIXTURE_RECIPE, reports=tmp_path / "reports")

@@ -1,14 +1,16 @@
-"""Registered dataset components: a config model plus ``load()`` over a data family's loader."""
+"""Registered dataset components: a config model plus ``load()`` over a data family's loader (and what
+``eegbench data check`` reads: ``select()`` for ImageNet-EEG, ``survey()`` for TUAB)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from eegbench import progress
 from eegbench.config import StrictModel
+from eegbench.data.imagenet_eeg import LENGTH_RANGE
 from eegbench.data.tuab import DEFAULT_SECTIONS, Recipe
 from eegbench.synthetic.imagenet_eeg import WorldSpec
 from eegbench.synthetic.tuab import TUABSpec
@@ -42,11 +44,19 @@ class ImageNetEEG(SyntheticByDefault):
         file: str = "eeg_5_95_std.pth"
         splits: str = "block_splits_by_image_all.pth"
         split_index: int = Field(0, ge=0)
-        subject: int = Field(0, ge=0)  # 0 = all subjects
-        interpolate: int | None = Field(None, ge=2)  # resample time to this many samples (DreamDiffusion: 512)
+        subject: int = Field(0, ge=0)  # 0 = all subjects; a _single split file needs one (1..6)
+        length_range: tuple[int, int] = LENGTH_RANGE  # trials kept by length, inclusive (the protocol's 450..600)
+        interpolate: int | None = Field(None, ge=2)  # resample what a trial has of [20:460] to this many (DreamDiffusion: 512)
         images_root: str | None = None  # folder of <wnid>/<name>.JPEG for real data
         captions: str | None = None  # JSON of image name -> caption; unset = root/captions.json
         world: WorldSpec = WorldSpec()  # the synthetic world used when root is unset
+
+        @field_validator("length_range")
+        @classmethod
+        def _ordered(cls, value: tuple[int, int]) -> tuple[int, int]:
+            if not 0 <= value[0] <= value[1]:
+                raise ValueError("need 0 <= min <= max, e.g. [450, 600]")
+            return value
 
     @staticmethod
     def generate(spec: WorldSpec, cache_dir: Path) -> Path:
@@ -58,9 +68,18 @@ class ImageNetEEG(SyntheticByDefault):
         """Trials of the configured subject and split file, through the real-format loader."""
         from eegbench.data.imagenet_eeg import load
 
+        return load(self.prepare(), **self._loader_args())
+
+    def select(self):
+        """What ``load`` keeps and drops, without reading the EEG (``eegbench data check``)."""
+        from eegbench.data.imagenet_eeg import select
+
+        return select(self.prepare(), **self._loader_args())
+
+    def _loader_args(self) -> dict:
         c = self.config
-        return load(self.prepare(), file=c.file, splits=c.splits, subject=c.subject, split_index=c.split_index,
-                    interpolate=c.interpolate, cache_dir=self.cache_dir,
+        return dict(file=c.file, splits=c.splits, subject=c.subject, split_index=c.split_index,
+                    length_range=c.length_range, interpolate=c.interpolate, cache_dir=self.cache_dir,
                     images_root=Path(c.images_root) if c.images_root else None,
                     captions=Path(c.captions) if c.captions else None)
 
@@ -71,7 +90,7 @@ class TUAB(SyntheticByDefault):
     class Config(StrictModel):
         root: str | None = None  # the folder above v3.0.1/ (or v2.0.0/); unset = the synthetic world
         version: str = "v3.0.1"
-        reports: str | None = None  # folder searched for <subject>_s<NNN>.txt; unset = root (synthetic: root/reports)
+        reports: str | None = None  # folder searched for <subject>_s<NNN>.txt reports (TUAB ships none); unset = root
         report_encoding: str = "utf-8"
         sections: list[str] = list(DEFAULT_SECTIONS)  # report sections in the training text, in this order
         label_lines: bool = False  # true writes "age: .., gender: .., pathological: .." into the text (label leak)
@@ -92,10 +111,20 @@ class TUAB(SyntheticByDefault):
         """Windows, labels and report texts of every usable recording (see ``data.tuab``)."""
         from eegbench.data.tuab import load
 
-        c = self.config
         root = self.prepare()
+        return load(root, **self._loader_args(root))
+
+    def survey(self):
+        """What ``load`` keeps and skips, without reading any window (``eegbench data check``)."""
+        from eegbench.data.tuab import survey
+
+        root = self.prepare()
+        return survey(root, **self._loader_args(root))
+
+    def _loader_args(self, root: Path) -> dict:
+        c = self.config
         reports = Path(c.reports) if c.reports else (root / "reports" if c.root is None else None)
-        return load(root, version=c.version, recipe=c.recipe, reports=reports, sections=c.sections,
+        return dict(version=c.version, recipe=c.recipe, reports=reports, sections=c.sections,
                     label_lines=c.label_lines, val_fraction=c.val_fraction, split_seed=c.split_seed,
                     on_bad_file=c.on_bad_file, cache_dir=self.cache_dir, n_jobs=c.n_jobs,
                     report_encoding=c.report_encoding)

@@ -3,7 +3,9 @@
 Labels per recording: ``pathological`` (the folder), ``age`` < 50 and ``gender`` (the EDF header, as
 braindecode parses it), ``medication`` (the report mentions keppra, dilantin or depakote). Physician
 reports are paired by (subject, session) from ``<subject>_s<NNN>.txt`` files found under a reports
-folder, which fits both the flat v3.0.1 layout and v2.0.0's per-session folders.
+folder, which fits both the flat v3.0.1 layout and v2.0.0's per-session folders. Real TUAB trees ship
+no reports: ``dataset.reports`` points at them. ``survey`` pairs, labels and splits the recordings
+without reading a window (what ``eegbench data check`` shows); ``load`` reads the windows.
 
 Preprocessed windows are cached per recording under ``cache_dir/tuab/<recipe key>-v<CACHE_VERSION>/<file key>.npy``
 (the file key is its name, size and mtime), written atomically and built in parallel; an index per
@@ -96,15 +98,31 @@ class Recordings:
         return self.task(name or "pathological")[self.recording], 2
 
 
-def load(root: Path, *, version: str, recipe: Recipe, reports: Path | None, sections: list[str],
-         label_lines: bool, val_fraction: float, split_seed: int, on_bad_file: str, cache_dir: Path,
-         n_jobs: int = 0, report_encoding: str = "utf-8") -> Recordings:
-    """Windows of every readable recording under ``root/version`` plus their labels and texts."""
+@dataclass
+class Survey:
+    """What a TUAB tree gives a run before any window is read: usable recordings, skipped files, reports."""
+
+    table: "object"  # pandas DataFrame of the usable recordings, with split and labels (empty when none)
+    arrays: list[Path]  # the cached windows of each row of ``table``
+    skipped: list[dict]  # {"path", "reason"} of recordings left out
+    reports_folder: Path
+    reports_found: int  # <subject>_s<NNN>.txt files under ``reports_folder``
+    matched: int  # readable recordings paired with a report
+    readable: int  # recordings braindecode read and the recipe could window
+    problems: list[str]  # what stops the load, one UserError message each; ``load`` raises the first
+    notes: list[str]  # printed beside every metric of the run
+
+
+def survey(root: Path, *, version: str, recipe: Recipe, reports: Path | None, sections: list[str],
+           label_lines: bool, val_fraction: float, split_seed: int, on_bad_file: str, cache_dir: Path,
+           n_jobs: int = 0, report_encoding: str = "utf-8") -> Survey:
+    """Every recording under ``root/version`` with its labels, report and split, windows cached but not read."""
     import pandas as pd
 
     root = Path(root)
     edfs = _edf_files(root, version)
-    reports_by_session = _reports(Path(reports) if reports else root)
+    reports_folder = Path(reports) if reports else root
+    reports_by_session = _reports(reports_folder)
     folder = Path(cache_dir) / "tuab" / f"{recipe.key()}-v{CACHE_VERSION}"
     identity = {str(p.relative_to(root)): _file_key(p) for p in edfs}
     index_path = folder / f"index-{_digest(sorted(identity.items()))}.json"
@@ -114,16 +132,16 @@ def load(root: Path, *, version: str, recipe: Recipe, reports: Path | None, sect
         if not any(e.get("transient") for e in index):  # a full disk is not a property of the file
             _atomic_write(index_path, json.dumps(index).encode())
 
-    rows, skipped, arrays, found = [], [], [], set()
+    rows, skipped, no_report, arrays, found = [], [], [], [], set()
     for entry in index:
         if entry.get("reason"):
             skipped.append({"path": entry["path"], "reason": entry["reason"]})
             continue
-        key = (entry["subject"], int(entry["session"]))
-        report_path = reports_by_session.get(key)
+        expected = report_name(entry["subject"], int(entry["session"]))
+        report_path = reports_by_session.get((entry["subject"], int(entry["session"])))
         if report_path is None:
-            skipped.append({"path": entry["path"], "reason": f"no report {entry['subject']}_s{int(entry['session']):03d}.txt "
-                                                            f"under {reports or root}"})
+            skipped.append({"path": entry["path"], "reason": f"no report {expected} under {reports_folder}"})
+            no_report.append(expected)
             continue
         report = _read_report(report_path, report_encoding)
         medication = int(bool(MEDICATION.search(report)))
@@ -136,37 +154,68 @@ def load(root: Path, *, version: str, recipe: Recipe, reports: Path | None, sect
         rows.append({**entry, "report_path": str(report_path), "report": report, "medication": medication,
                      "text": _text(parts, entry, medication, sections, label_lines)})
         arrays.append(folder / f"{entry['key']}.npy")
+    readable = sum(not e.get("reason") for e in index)
+    report_fix = (f"set dataset.reports to the folder holding the physician reports, one <subject>_s<NNN>.txt per "
+                  f"session (here e.g. {no_report[0]}; TUAB trees ship none)") if no_report else ""
+    problems = []
     if skipped and on_bad_file == "fail":
         first = skipped[0]
         more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
-        raise UserError(f"{first['path']}: {first['reason']}{more}; fix or remove it, or pass --on-bad-file skip")
+        if first["reason"].startswith("no report "):
+            problems.append(f"{first['path']}: {first['reason']}{more}; {len(no_report)} of {readable} readable "
+                            f"recording(s) have no report: {report_fix}, or pass --on-bad-file skip to leave them out")
+        else:
+            problems.append(f"{first['path']}: {first['reason']}{more}; fix or remove it, or pass --on-bad-file skip")
     if not rows:
-        raise UserError(f"{root / version}: no usable recording ({len(skipped)} skipped); check the tree and reports")
+        other = len(skipped) - len(no_report)
+        if no_report:
+            problems.append(f"{root / version}: no usable recording: {len(no_report)} of {readable} readable recording(s) "
+                            f"have no report under {reports_folder}" + (f", {other} other(s) skipped" if other else "")
+                            + f"; {report_fix}")
+        else:
+            problems.append(f"{root / version}: no usable recording ({len(skipped)} skipped, first: {skipped[0]['path']}: "
+                            f"{skipped[0]['reason']}); fix the files (`eegbench data check tuab` lists every one)")
     unknown = [name for name in sections if name not in found]
-    if unknown:  # a typo, not a property of single reports
-        raise UserError(f"dataset.sections: {', '.join(unknown)} appear(s) in no report; sections found: "
+    if rows and unknown:  # a typo, not a property of single reports
+        problems.append(f"dataset.sections: {', '.join(unknown)} appear(s) in no report; sections found: "
                         f"{', '.join(sorted(found)) or 'none'}")
 
     table = pd.DataFrame(rows)
-    table["age_years"] = table["age"]
-    table["age"] = np.where(table["age_years"] < 0, -1, (table["age_years"] < 50).astype(int))
-    table["gender"] = table["gender_code"].map({"M": 0, "F": 1}).fillna(-1).astype(int)
-    table["split"] = _splits(table, val_fraction, split_seed)
-    empty = [s for s in ("train", "val", "test") if not (table["split"] == s).any()]
-    if empty:
-        raise UserError(f"{root / version}: no usable recording in the {', '.join(empty)} split(s) "
-                        f"({len(table)} recordings, val_fraction {val_fraction}); the tree needs edf/train and edf/eval "
-                        "with at least two training subjects")
+    if rows:
+        table["age_years"] = table["age"]
+        table["age"] = np.where(table["age_years"] < 0, -1, (table["age_years"] < 50).astype(int))
+        table["gender"] = table["gender_code"].map({"M": 0, "F": 1}).fillna(-1).astype(int)
+        table["split"] = _splits(table, val_fraction, split_seed)
+        empty = [s for s in ("train", "val", "test") if not (table["split"] == s).any()]
+        if empty:
+            problems.append(f"{root / version}: no usable recording in the {', '.join(empty)} split(s) "
+                            f"({len(table)} recordings, val_fraction {val_fraction}); the tree needs edf/train and "
+                            "edf/eval with at least two training subjects")
+    notes = ["label lines (age, gender, pathology, medication) are written into the training text: every "
+             "result of this run is label-leaking"] if label_lines else []
+    return Survey(table=table, arrays=arrays, skipped=skipped, reports_folder=reports_folder,
+                  reports_found=len(reports_by_session), matched=readable - len(no_report), readable=readable,
+                  problems=problems, notes=notes)
 
-    windows = [np.load(p, mmap_mode="r") for p in arrays]
+
+def load(root: Path, **survey_args) -> Recordings:
+    """Windows of every usable recording under ``root/version`` plus their labels and texts (``survey``'s arguments)."""
+    found = survey(root, **survey_args)
+    if found.problems:
+        raise UserError(found.problems[0])
+    table = found.table
+    windows = [np.load(p, mmap_mode="r") for p in found.arrays]
     eeg = np.concatenate(windows).astype(np.float32, copy=False)
     recording = np.repeat(np.arange(len(windows)), [len(w) for w in windows])
     split_of_window = table["split"].to_numpy()[recording]
-    notes = ["label lines (age, gender, pathology, medication) are written into the training text: every "
-             "result of this run is label-leaking"] if label_lines else []
     return Recordings(eeg=eeg, recording=recording, table=table,
                       splits={s: np.flatnonzero(split_of_window == s) for s in ("train", "val", "test")},
-                      skipped=skipped, warnings=notes)
+                      skipped=found.skipped, warnings=found.notes)
+
+
+def report_name(subject: str, session: int) -> str:
+    """The file name a recording's physician report must have: ``<subject>_s<NNN>.txt``."""
+    return f"{subject}_s{session:03d}.txt"
 
 
 def _edf_files(root: Path, version: str) -> list[Path]:
@@ -336,7 +385,7 @@ def _reports(folder: Path) -> dict[tuple[str, int], Path]:
     """``(subject, session) -> report file`` for every ``<subject>_s<NNN>.txt`` under ``folder``."""
     if not folder.is_dir():
         raise UserError(f"{folder}: reports folder not found; set dataset.reports to the folder holding "
-                        "<subject>_s<NNN>.txt files")
+                        "the physician reports, one <subject>_s<NNN>.txt per session")
     found = {}
     for path in folder.rglob("*.txt"):
         match = REPORT_NAME.match(path.name)
