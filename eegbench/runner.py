@@ -21,7 +21,7 @@ from pathlib import Path
 from eegbench import registry, runtime
 from eegbench.config import Resolved
 from eegbench.errors import UserError
-from eegbench.evaluate.context import EvalContext
+from eegbench.evaluate.context import EvalContext, higher_is_better
 from eegbench.evaluate.grids import grid_rows, image_grid_png
 from eegbench.evaluate.report import metric_record
 from eegbench.models.pretrained import Pretrained, resolve_folders
@@ -65,6 +65,8 @@ def _execute(cfg: Resolved, rt, *, out: Path, cache_dir: Path, force: bool, wand
 
     stages = [registry.stages.get(s["kind"])(name, s, cfg.seed) for name, s in cfg.stages.items()]
     evaluations = {} if train_only else {name: registry.evaluations.get(name) for name in cfg.evaluate}
+    for name, evaluate in evaluations.items():
+        higher_is_better(name, evaluate)  # refused before anything is loaded or written
     needed = {m for part in [*stages, *evaluations.values()] for m in getattr(part, "needs", ())}
     dataset = registry.datasets.get(cfg.dataset["name"])(cfg.dataset, cache_dir)
     pretrained = Pretrained(resolve_folders(cfg, dataset.prepare, needed, cache_dir), cache_dir) if needed else None
@@ -141,8 +143,9 @@ def score(cfg: Resolved, stage, model, data, run: Run, ctx: EvalContext, evaluat
     A control is scored by the evaluations whose inputs it predicts (a text-only control model skips
     image metrics). ``on_metrics`` receives the metrics so far after each evaluation, so a failure
     later loses no finished score. Per-trial scores go to ``predictions/test.npz`` for paired
-    comparisons between runs; generated images also go to ``samples/test_<condition>.png`` grids
-    (stimulus, then samples, per row) and generated text to ``samples/test_text.jsonl``.
+    comparisons between runs (with ``<metric>/groups`` where trials come in groups); generated images
+    also go to ``samples/test_<condition>.png`` grids (stimulus, then samples, per row) and generated
+    text to ``samples/test_text.jsonl``.
     """
     import json
 
@@ -171,7 +174,7 @@ def score(cfg: Resolved, stage, model, data, run: Run, ctx: EvalContext, evaluat
 
     metrics, per_trial = [], {}
     for name, evaluate in evaluations.items():
-        reads = set(evaluate.reads)
+        reads, direction = set(evaluate.reads), higher_is_better(name, evaluate)
         if hasattr(evaluate, "Config"):
             evaluate = partial(evaluate, args=evaluate.Config.model_validate(cfg.evaluation_args[name]))
         outputs = {key: evaluate(pred, ctx) for key, pred in predictions.items() if reads <= set(pred)}
@@ -179,8 +182,11 @@ def score(cfg: Resolved, stage, model, data, run: Run, ctx: EvalContext, evaluat
             run.write_bytes(f"figures/{file}", png)
         for metric, scored in _parts(name, outputs).items():
             real = scored.pop("real")
-            metrics.append(metric_record(metric, "test", real, {**scored, **real.get("controls", {})}, seed=cfg.seed))
+            metrics.append(metric_record(metric, "test", real, {**scored, **real.get("controls", {})}, seed=cfg.seed,
+                                         higher_is_better=direction))
             per_trial |= {f"{metric}/{key}": np.asarray(s["per_trial"]) for key, s in {"real": real, **scored}.items()}
+            if "groups" in real:
+                per_trial[f"{metric}/groups"] = np.asarray(real["groups"])
         on_metrics(metrics)
     for name in cfg.probes:
         scored = registry.probes.get(name)(data, seed=cfg.seed)

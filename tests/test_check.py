@@ -44,7 +44,7 @@ def test_check_passes_when_clean_and_fails_on_a_broken_metric(tmp_path, cache_di
     def broken(predictions, ctx=None):  # scores against the next class's label: a deliberately broken metric
         return real({**predictions, "label": (predictions["label"] + 1) % 4}, ctx)
 
-    broken.reads = real.reads
+    broken.reads, broken.higher_is_better = real.reads, real.higher_is_better
     monkeypatch.setattr(registry.evaluations._entries["nway_top1"], "obj", broken)
     code, out, _ = invoke(monkeypatch, capsys, "check", *refs)
     assert code == 1 and "regressions" in out and "nway_top1" in out and "regressed" in out, out

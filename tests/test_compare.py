@@ -65,6 +65,19 @@ def test_runs_of_different_data_or_mixed_sides_are_refused(tmp_path):
         compare.side("nowhere", index)
 
 
+def test_windows_of_one_recording_are_paired_per_recording(tmp_path):
+    groups = np.repeat([3, 1, 2], 4)  # 3 recordings x 4 windows, as the runner saves <metric>/groups
+    runs = []
+    for name, per_window in (("a", np.tile([1.0, 1.0, 0.0, 0.0], 3)), ("b", np.zeros(12))):
+        path = make_run(tmp_path, name, per_window)
+        Run(path).save_predictions("test", {"zero_shot_window/age/real": per_window, "zero_shot_window/age/groups": groups,
+                                            "image_nway_top1/real": per_window})
+        runs.append(compare.side(str(path), None))
+    paired, _ = compare.pairs(*runs)
+    assert paired["zero_shot_window/age"][0].tolist() == [0.5, 0.5, 0.5]  # recordings 1, 2, 3: their windows' mean
+    assert len(paired["image_nway_top1"][0]) == 12  # no groups: per trial
+
+
 def test_the_cli_prints_a_table_and_one_verdict_per_metric(tmp_path, monkeypatch, capsys):
     from test_cli import invoke
 

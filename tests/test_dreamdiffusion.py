@@ -17,7 +17,8 @@ from eegbench.track.store import Index, Run  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-IMAGE_METRICS = ["image_nway_top1", "image_nway_top1_best", "image_nway_top1_label", "image_ssim_2way", "image_pcc_2way"]
+IMAGE_METRICS = ["image_nway_top1", "image_nway_top1_max", "image_nway_top1_oracle", "image_nway_top1_label",
+                 "image_ssim_2way", "image_pcc_2way"]
 TINY = {
     "dataset.world": {"classes": 3, "images_per_class": 12, "subjects": 1, "image_size": 16},
     "models.synthetic_recipe": "tiny",
@@ -53,11 +54,12 @@ def test_every_image_metric_is_scored_beside_both_controls_and_the_probe(finishe
     for m in metrics[:-1]:
         assert m["n"] == 6 and [c["name"] for c in m["controls"]] == ["shuffled_eeg", "noise_eeg"]
         assert 0 <= m["value"] <= 1 and m["note"]
-    nway, best = metrics[0], metrics[1]
+    nway, best_set, best = metrics[0], metrics[1], metrics[2]
     assert nway["chance"] == pytest.approx(1 / 3) and "3-way" in nway["note"]
     assert best["chance"] > nway["chance"] and "oracle" in best["note"]  # best of 2 samples beats chance more often
     assert best["value"] >= nway["value"]
-    assert metrics[3]["chance"] == 0.5 and metrics[4]["chance"] == 0.5
+    assert nway["chance"] < best_set["chance"] < best["chance"] and best_set["value"] >= nway["value"]
+    assert metrics[4]["chance"] == 0.5 and metrics[5]["chance"] == 0.5 and metrics[4]["definition"] == "skimage"
 
 
 def test_run_folder_holds_grids_plots_and_small_checkpoints(finished):

@@ -44,7 +44,8 @@ def finished(cache_dir, tmp_path_factory):
 
 def test_every_evaluation_reports_parts_with_chance_and_controls(finished):
     metrics = {m["metric"]: m for m in finished.metrics["metrics"]}
-    expected = ([f"zero_shot/{t}" for t in TASKS] + [f"linear_probe/{t}" for t in TASKS]
+    expected = ([f"zero_shot/{t}" for t in TASKS] + [f"zero_shot_window/{t}" for t in TASKS]
+                + [f"linear_probe/{t}" for t in TASKS]
                 + [f"few_shot/{t}@{p}%" for t in TASKS for p in (1, 2, 5, 10, 20, 50)]
                 + [f"retrieval/recall@{k}" for k in (1, 5, 10)]
                 + [f"baselines/{kind}/{t}" for t in TASKS for kind in ("task_deep4", "random_encoder", "irrelevant_task")])
@@ -56,6 +57,12 @@ def test_every_evaluation_reports_parts_with_chance_and_controls(finished):
             assert m["chance"] == 0.5 and "balanced accuracy" in m["note"]
     assert [c["name"] for c in metrics["linear_probe/age"]["controls"]] == ["shuffled_eeg", "noise_eeg", "label_permutation"]
     assert metrics["retrieval/recall@1"]["chance"] == pytest.approx(1 / metrics["retrieval/recall@1"]["n"])
+    for t in TASKS:  # the same recordings, scored per window: the CI resamples them, not their windows
+        window, recording = metrics[f"zero_shot_window/{t}"], metrics[f"zero_shot/{t}"]
+        assert (window["definition"], recording["definition"]) == ("per-window", "per-recording")
+        assert window["n_groups"] == recording["n"] < window["n"] and "n_groups" not in recording
+    assert {m["definition"] for n, m in metrics.items() if not n.startswith("zero_shot_window")} == {"per-recording"}
+    assert all(m["higher_is_better"] is True for m in metrics.values())
     assert finished.metrics["skipped"] == []
 
 
@@ -79,6 +86,70 @@ def test_balanced_accuracy_and_its_interval():
     assert weighted_mean(scored["per_trial"], scored["weights"]) == pytest.approx(balanced_accuracy_score(y, pred))
     lo, hi = bootstrap_ci(scored["per_trial"], weights=scored["weights"])
     assert 0 <= lo <= hi <= 1
+
+
+def test_zero_shot_window_is_the_authors_per_window_balanced_accuracy_with_recordings_as_groups():
+    from scipy.spatial import distance
+    from sklearn.metrics import balanced_accuracy_score
+
+    from eegbench.evaluate.context import EvalContext
+    from eegbench.evaluate.eegclip import ZeroShotArgs, zero_shot, zero_shot_window
+    from eegbench.evaluate.report import metric_record
+    from eegbench.evaluate.stats import chance_interval
+
+    labels = np.array([0, 1, 1, 0, 1, -1])  # per recording; the last one's label is unknown
+
+    class Data:
+        recording = np.repeat(np.arange(6), 5)  # 6 recordings x 5 windows
+
+        def task(self, task):
+            return labels
+
+    class Stage:
+        def embed_text(self, model, texts):
+            return np.array([{"normal": [1.0, 0, 0], "abnormal": [0, 1.0, 0]}[t] for t in texts])
+
+    emb = np.random.default_rng(0).normal(size=(30, 3))
+    emb[0] = [2.0, 2.0, 1.0]  # equally near both prompts: the authors' `d0 < d1` gives it class 1
+    ctx = EvalContext(Data(), np.arange(30), None, 0, stage=Stage())
+    args = ZeroShotArgs(prompts={"pathological": [["normal"], ["abnormal"]]})
+    part = zero_shot_window({"embeddings": emb}, ctx, args)["parts"]["pathological"]
+    known = labels[Data.recording] >= 0
+    authors = [0 if distance.cosine(e, [1, 0, 0]) < distance.cosine(e, [0, 1, 0]) else 1 for e in emb[known]]
+    assert weighted_mean(part["per_trial"], part["weights"]) == pytest.approx(
+        balanced_accuracy_score(labels[Data.recording][known], authors))
+    assert part["per_trial"][0] == 0.0  # recording 0 is class 0; the tie went to class 1
+    assert part["groups"].tolist() == Data.recording[known].tolist() and part["definition"] == "per-window"
+    record = metric_record("zero_shot_window/pathological", "test", part, {}, seed=0)
+    assert (record["n"], record["n_groups"], record["definition"]) == (25, 5, "per-window")
+    assert record["chance_ci"][1] - record["chance_ci"][0] > np.subtract(*chance_interval(0.5, 25)[::-1])  # 5 recordings, not 25 windows
+    per_recording = zero_shot({"embeddings": emb}, ctx, args)["parts"]["pathological"]
+    assert len(per_recording["per_trial"]) == 5 and per_recording["definition"] == "per-recording"
+
+
+def test_grouped_bootstrap_and_permutation_resample_whole_recordings():
+    from eegbench.evaluate.stats import effective_n, paired_permutation_p
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.random(40) < 0.65).astype(float), (rng.random(40) < 0.5).astype(float)  # per recording
+    groups = np.repeat(np.arange(40), 4)  # each recording's value on all four of its windows
+    wa, wb = np.repeat(a, 4), np.repeat(b, 4)
+    grouped = bootstrap_ci(wa, groups=groups, seed=3)
+    assert grouped == pytest.approx(bootstrap_ci(a, seed=3))  # the recordings' bootstrap, not the windows'
+    assert np.diff(bootstrap_ci(wa, seed=3))[0] < 0.7 * np.diff(grouped)[0]  # windows as independent: too narrow
+    assert paired_permutation_p(wa, wb, groups=groups, seed=3) == pytest.approx(paired_permutation_p(a, b, seed=3))
+    assert effective_n(160, groups=groups) == pytest.approx(40)
+    w = rng.random(40) + 0.5  # one trial per group: exactly the ungrouped draws
+    assert bootstrap_ci(a, weights=w, groups=np.arange(40)) == bootstrap_ci(a, weights=w)
+    assert paired_permutation_p(a, b, weights=w, groups=np.arange(40)) == paired_permutation_p(a, b, weights=w)
+
+
+def test_the_suite_scores_zero_shot_both_ways_and_the_published_zero_shot_is_per_window():
+    from eegbench.track import baselines
+
+    assert {"zero_shot", "zero_shot_window"} <= set(tiny().evaluate)
+    rows = [r for r in baselines.load("eegclip").rows if r.metric.startswith("zero_shot")]
+    assert len(rows) == 4 and all(r.metric.startswith("zero_shot_window/") and r.definition == "per-window" for r in rows)
 
 
 def test_retrieval_ranks_distinct_reports_and_counts_ties_against():
@@ -129,6 +200,7 @@ def test_label_lines_and_skipped_files_reach_every_output(cache_dir, tmp_path):
     bad = sorted(real.rglob("*.edf"))[0]
     bad.write_bytes(bad.read_bytes()[:4000])
     cfg = tiny("label-lines", **{"evaluate": ["zero_shot"], "evaluation_args.baselines": None,
+                                 "evaluation_args.zero_shot_window": None,
                                  "evaluation_args.few_shot": None},
                **{"dataset.root": str(real), "dataset.reports": str(real / "reports"), "dataset.on_bad_file": "skip"})
     outcome = execute(cfg, out=tmp_path / "runs", cache_dir=cache_dir)
@@ -179,6 +251,7 @@ def test_config_errors_name_the_key(overrides, message):
 def test_tuned_text_encoder_and_authors_loss_train(cache_dir, tmp_path):
     cfg = tiny(**{"stages.align.loss": "authors", "stages.align.text_lr_ratio": 1e-3, "stages.align.epochs": 1,
                   "evaluate": ["zero_shot", "retrieval"], "evaluation_args.baselines": None,
+                  "evaluation_args.zero_shot_window": None,
                   "evaluation_args.few_shot": None})
     outcome = execute(cfg, out=tmp_path, cache_dir=cache_dir)
     from safetensors.torch import load_file

@@ -21,7 +21,8 @@ def runs(cache_dir, ci_runs, tmp_path_factory):
     default = execute(config.resolve("eegclip", scale="ci"), out=ci_runs, cache_dir=cache_dir)
     # the control needs only the alignment-based numbers; the baselines do not depend on the pairing
     shuffled = execute(config.resolve("eegclip", scale="ci", variant="shuffled-pairs", overrides={
-        "evaluate": ["zero_shot", "retrieval"], "evaluation_args.baselines": None}), out=out, cache_dir=cache_dir)
+        "evaluate": ["zero_shot", "retrieval"], "evaluation_args.baselines": None,
+        "evaluation_args.zero_shot_window": None}), out=out, cache_dir=cache_dir)
     return ({m["metric"]: m for m in default.metrics["metrics"]}, {m["metric"]: m for m in shuffled.metrics["metrics"]},
             default.run_dir)
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from eegbench.evaluate.images import nway_topk, pairwise_identification, pearson_matrix, ssim_matrix
+from eegbench.evaluate.images import nway_topk, pairwise_identification, pearson_matrix, ssim_matrix_gaussian
 
 
 def test_nway_topk_of_a_perfect_judge_is_one_and_chance_is_k_over_n():
@@ -29,10 +29,10 @@ def test_nway_topk_second_best_ground_truth_matches_closed_form():
     assert nway_topk(probs, np.array([7]), n=n, k=2)["per_trial"][0] == 1.0
 
 
-def test_nway_topk_caps_n_and_reports_best_sample_separately():
+def test_nway_topk_caps_n_and_reports_each_sample():
     probs = np.array([[[0.9, 0.1, 0.0], [0.0, 0.1, 0.9]]])  # sample 0 right, sample 1 wrong
     out = nway_topk(probs, np.array([0]), n=50)
-    assert out["n"] == 3 and out["per_trial"][0] == 0.5 and out["per_trial_best"][0] == 1.0
+    assert out["n"] == 3 and out["per_trial"][0] == 0.5 and out["per_sample"].tolist() == [[1.0, 0.0]]
 
 
 def test_pairwise_identification_perfect_and_chance():
@@ -43,9 +43,9 @@ def test_pairwise_identification_perfect_and_chance():
     assert abs(unrelated["per_trial"].mean() - 0.5) < 0.05 and unrelated["chance"] == 0.5
 
 
-def test_ssim_matrix_diagonal_is_one_for_identical_images():
-    images = np.random.default_rng(2).random((4, 3, 16, 16))
-    sim = ssim_matrix(images, images)
+def test_gaussian_ssim_matrix_diagonal_is_one_for_identical_images():
+    images = np.random.default_rng(2).integers(0, 256, (4, 3, 16, 16), dtype=np.uint8)
+    sim = ssim_matrix_gaussian(images, images)
     assert np.allclose(np.diag(sim), 1.0, atol=1e-4) and (sim[~np.eye(4, dtype=bool)] < 0.5).all()
 
 

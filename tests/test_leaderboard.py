@@ -31,7 +31,9 @@ def record(index, root, variant, seed, metrics, lr=1e-3):
     records = []
     for name, (value, control) in metrics.items():
         gap = value - control
+        definition = {"definition": "dreamdiffusion"} if variant == "default" else {}  # the others predate definitions
         records.append({"metric": name, "split": "test", "n": 100, "value": value, "ci": [value - 0.05, value + 0.05],
+                        "higher_is_better": True, **definition,
                         "chance": 0.1 if "nway" in name else 0.5, "chance_ci": [0.05, 0.15],
                         "controls": [{"name": "shuffled_eeg", "value": control, "ci": [control - 0.05, control + 0.05],
                                       "gap": gap, "gap_ci": [gap - 0.04, gap + 0.04], "p_vs_control": 0.001 if gap > 0.04 else 0.4}]})
@@ -70,7 +72,20 @@ def test_pooling_over_seeds_marks_and_borda_with_coverage(index):
     ranking = {r["variant"]: r for r in part["ranking"]}
     assert ranking["default"]["rank"] == 1 and ranking["no-msm"]["rank"] == 2
     assert ranking["no-clip"]["rank"] is None and ranking["no-clip"]["coverage"] == "1/2"
-    assert {(p["variant"], p["value"]) for p in board.published} >= {("default", 0.458)}
+    assert {(p["variant"], p["value"], p["definition"]) for p in board.published} >= {("default", 0.458, "dreamdiffusion")}
+
+
+def test_a_published_number_stands_beside_ours_only_under_the_same_definition(index, tmp_path):
+    board = leaderboard.build(index, "dreamdiffusion")
+    rows = {(r["variant"], r["metric"]): r for r in board.scales["ci"]["rows"]}
+    same, other = rows[("default", "image_nway_top1")], rows[("no-msm", "image_nway_top1")]
+    assert same["definition"] == "dreamdiffusion" and leaderboard.published_cell(same) == "0.458 [reported]"
+    assert other["definition"] is None  # a run from before definitions: its number is hidden, the mark says why
+    assert leaderboard.published_cell(other) == "other definition (dreamdiffusion); other definition (dreamdiffusion)"
+    assert leaderboard.published_cell(rows[("default", "image_ssim_2way")]) == "-"  # nothing published
+    md = leaderboard.markdown(board)
+    assert "| 0.458 [reported] |" in md and "other definition (dreamdiffusion)" in md
+    assert "| default | image_nway_top1 | 0.458 | dreamdiffusion | reported | full model |" in md  # the published table
 
 
 def test_the_md_csv_html_trio(index, tmp_path):

@@ -5,21 +5,23 @@ import pytest
 import torch
 
 from eegbench.evaluate import text
+from eegbench.evaluate import text_definitions as td
 from eegbench.evaluate.report import metric_record
 
 CAPTIONS = ["a large red circle on the left", "a small blue square at the top", "a tilted green star on the right",
             "a red circle, small, at the bottom", "a blue square on a grey background"] * 4
 
 
-def test_rouge_and_bleu_match_hand_computed_values():
-    assert text.rouge_n("a red circle", "a red square", 1) == pytest.approx(2 / 3)
-    assert text.rouge_n("a red circle", "a red square", 2) == pytest.approx(1 / 2)
-    assert text.rouge_l("a red circle x", "a big red circle") == pytest.approx(2 * 3 / 8)
-    assert text.rouge_l("", "a red circle") == 0.0
+def test_sentence_rouge_and_bleu_match_hand_computed_values():
+    assert td.rouge_n("a red circle", "a red square", 1) == pytest.approx(2 / 3)
+    assert td.rouge_n("a red circle", "a red square", 2) == pytest.approx(1 / 2)
+    assert td.rouge_l("a red circle x", "a big red circle") == pytest.approx(2 * 3 / 8)
+    assert td.rouge_l("", "a red circle") == 0.0
     # 4 of 6 hypothesis words in the reference; hypothesis longer than the reference: no brevity penalty
-    assert text.sentence_bleu("A red circle, on the left!", "a red circle at left", 1) == pytest.approx(4 / 6)
-    assert text.sentence_bleu(CAPTIONS[0], CAPTIONS[0].upper(), 4) == pytest.approx(1.0)
-    assert text.sentence_bleu("   ", "a red circle", 1) == 0.0
+    hyps, refs = ["A red circle, on the left!", CAPTIONS[0], "   "], ["a red circle at left", CAPTIONS[0].upper(), "a red circle"]
+    bleu = td.bleu("sentence", hyps, refs)
+    assert bleu["bleu1"]["per_trial"] == pytest.approx([4 / 6, 1.0, 0.0])
+    assert bleu["bleu4"]["per_trial"][1:] == pytest.approx([1.0, 0.0])
 
 
 def test_chance_pairs_every_output_with_another_trial():
@@ -28,8 +30,9 @@ def test_chance_pairs_every_output_with_another_trial():
 
 
 def test_empty_outputs_are_counted_and_scored_zero():
-    out = text.scored(lambda h, r: text.rouge_l(h, r), ["", "a red circle", " "], ["a red circle"] * 3, seed=0)
-    assert list(out["per_trial"]) == [0.0, 1.0, 0.0] and out["note"] == "2 of 3 outputs empty (scored 0)"
+    out = text.text_metrics("rouge", "sentence", ["", "a red circle", " "], ["a red circle"] * 3, seed=0)["rougeL"]
+    assert list(out["per_trial"]) == [0.0, 1.0, 0.0] and out["definition"] == "sentence"
+    assert out["note"].startswith("sentence: ") and out["note"].endswith("; 2 of 3 outputs empty (scored 0)")
 
 
 def test_continuous_metric_records_measured_chance_and_gap_to_each_control():

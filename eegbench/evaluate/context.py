@@ -3,9 +3,12 @@
 Every evaluation is called as ``evaluate(predictions, ctx)`` (``evaluate(predictions, ctx, args)``
 when it declares a ``Config``, filled from the suite's ``evaluation_args``) and returns
 ``{"per_trial": array, "chance": float}`` plus optionally a ``"note"`` printed with the metric and
-``"controls"`` of its own (``{name: {"per_trial": ...}}``, e.g. a probe refit on permuted labels).
-An evaluation that reports several numbers returns ``{"parts": {suffix: that dict}}`` instead, and
-may add ``"figures": {file name: png bytes}``, kept from the real predictions only.
+``"controls"`` of its own (``{name: {"per_trial": ...}}``, e.g. a probe refit on permuted labels),
+the ``"definition"`` it was computed with (shown beside it; published numbers are compared only
+under the same one) and per-trial ``"groups"`` where trials are not independent (each window's
+recording: CIs and p-values then resample whole groups). An evaluation that reports several numbers
+returns ``{"parts": {suffix: that dict}}`` instead, and may add ``"figures": {file name: png bytes}``,
+kept from the real predictions only.
 Each declares what it reads and which pretrained models it needs with :func:`evaluation`, so a
 suite pairing it with the wrong stage fails at config time, and the run resolves and checks those
 models before it writes anything.
@@ -25,7 +28,8 @@ def evaluation(reads: str | tuple[str, ...], needs: tuple[str, ...] = (), preche
     """Declare what an evaluation scores: the prediction key(s) it ``reads`` ("logits", "images",
     "embeddings", "text"), the pretrained models it ``needs`` (sd, clip, judge, text, lm, captioner), an optional
     ``precheck(ctx)`` the run calls before training (it raises UserError on inputs that cannot work),
-    an optional pydantic ``config`` model of its arguments, and whether a higher value is better."""
+    an optional pydantic ``config`` model of its arguments, and whether a higher value is better
+    (required: :func:`higher_is_better` refuses an evaluation that leaves it None)."""
     def mark(fn):
         fn.reads, fn.needs = (reads,) if isinstance(reads, str) else tuple(reads), needs
         fn.higher_is_better = higher_is_better
@@ -35,6 +39,16 @@ def evaluation(reads: str | tuple[str, ...], needs: tuple[str, ...] = (), preche
             fn.Config = config
         return fn
     return mark
+
+
+def higher_is_better(name: str, fn) -> bool:
+    """The direction ``fn`` declares with :func:`evaluation`; an evaluation that declares none is refused,
+    since ranks, checks, gaps and p-values all follow it."""
+    declared = getattr(fn, "higher_is_better", None)
+    if not isinstance(declared, bool):
+        raise UserError(f"evaluation {name!r} declares no direction; pass higher_is_better=True or False to its "
+                        "@evaluation(...) decorator")
+    return declared
 
 
 @dataclass

@@ -1,8 +1,12 @@
-"""EEG-CLIP's evaluations on TUAB: per-task recording-level balanced accuracy, retrieval, baselines.
+"""EEG-CLIP's evaluations on TUAB: per-task balanced accuracy, retrieval, baselines.
 
-Window outputs are averaged per recording and thresholded. Balanced accuracy is the mean of
-per-recording correctness weighted by 1 / (size of the recording's class), so the bootstrap CI and
-the paired tests resample recordings as for any per-trial metric. Chance is 0.5 for every task
+Definition "per-recording" (every evaluation but ``zero_shot_window``): window outputs are averaged per
+recording and thresholded. Balanced accuracy is the mean of per-recording correctness weighted by
+1 / (size of the recording's class), so the bootstrap CI and the paired tests resample recordings as
+for any per-trial metric. Definition "per-window" (``zero_shot_window``, the authors' zero-shot code):
+each window is classified alone and balanced accuracy is taken over windows (weights 1 / windows of the
+class); its windows carry their recording as ``groups``, so the CI and the paired tests still resample
+recordings, all of a recording's windows together. Chance is 0.5 for every task
 (retrieval: k over the number of candidate reports). Probes are fitted on the training recordings' windows with C chosen on
 validation recordings; test recordings are only ever predicted.
 """
@@ -19,6 +23,8 @@ from eegbench.evaluate.grids import figure_png
 from eegbench.evaluate.stats import class_balance_weights, weighted_mean
 
 NOTE = "recording-level balanced accuracy (window outputs averaged per recording), chance 0.5"
+WINDOW_NOTE = ("window-level balanced accuracy (per window the nearer class prompt wins; EEG-CLIP's zero-shot code), "
+               "chance 0.5; CIs and p-values resample recordings, all of a recording's windows together")
 C_GRID = (0.01, 0.1, 1.0, 10.0)
 
 
@@ -97,7 +103,8 @@ def task_score(window_scores: np.ndarray, recording: np.ndarray, threshold: floa
     rows, means = recording_means(window_scores, recording)
     y = data.task(task)[rows]
     known = y >= 0
-    return {**balanced(y[known], (means[known] > threshold).astype(int)), "chance": 0.5, "note": NOTE}
+    return {**balanced(y[known], (means[known] > threshold).astype(int)), "chance": 0.5, "note": NOTE,
+            "definition": "per-recording"}
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -152,19 +159,42 @@ def _permuted(data, task: str, seed: int) -> np.ndarray:
 # --- evaluations -----------------------------------------------------------------------------
 
 
-@evaluation("embeddings", needs=("text",), config=ZeroShotArgs)
+def _prototypes(ctx, classes: list[list[str]]) -> list[np.ndarray]:
+    """Per class, the unit mean of its prompts' unit text embeddings (the prompt itself when there is one)."""
+    return [_unit(_unit(ctx.embed_text(prompts)).mean(0)) for prompts in classes]
+
+
+@evaluation("embeddings", needs=("text",), config=ZeroShotArgs, higher_is_better=True)
 def zero_shot(predictions: dict, ctx, args: ZeroShotArgs) -> dict:
-    """Cosine of each window to the mean prompt embedding of each class; no training on labels."""
+    """Cosine of each window to the mean prompt embedding of each class, the margin averaged per recording;
+    no training on labels."""
     emb = _unit(np.asarray(predictions["embeddings"]))
     recording = ctx.data.recording[ctx.trials]
     parts = {}
     for task, classes in args.prompts.items():
-        protos = [_unit(_unit(ctx.embed_text(prompts)).mean(0)) for prompts in classes]
+        protos = _prototypes(ctx, classes)
         parts[task] = task_score(emb @ protos[1] - emb @ protos[0], recording, 0.0, ctx.data, task)
     return {"parts": parts}
 
 
-@evaluation("embeddings", config=ProbeArgs)
+@evaluation("embeddings", needs=("text",), config=ZeroShotArgs, higher_is_better=True)
+def zero_shot_window(predictions: dict, ctx, args: ZeroShotArgs) -> dict:
+    """The authors' zero-shot: each window takes the class whose prompt embedding is nearer (cosine; a tie
+    goes to class 1, as in their code); balanced accuracy over windows, its CI over recordings."""
+    emb = _unit(np.asarray(predictions["embeddings"]))
+    recording = ctx.data.recording[ctx.trials]
+    parts = {}
+    for task, classes in args.prompts.items():
+        protos = _prototypes(ctx, classes)
+        y = ctx.data.task(task)[recording]
+        known = y >= 0
+        predicted = (emb @ protos[1] >= emb @ protos[0]).astype(int)
+        parts[task] = {**balanced(y[known], predicted[known]), "groups": recording[known], "chance": 0.5,
+                       "note": WINDOW_NOTE, "definition": "per-window"}
+    return {"parts": parts}
+
+
+@evaluation("embeddings", config=ProbeArgs, higher_is_better=True)
 def linear_probe(predictions: dict, ctx, args: ProbeArgs) -> dict:
     """Logistic regression on frozen embeddings; its control refits it on permuted training labels."""
     features = {s: ctx.outputs(s)["embeddings"] for s in ("train", "val")}
@@ -179,7 +209,7 @@ def linear_probe(predictions: dict, ctx, args: ProbeArgs) -> dict:
     return {"parts": parts}
 
 
-@evaluation("embeddings", config=FewShotArgs)
+@evaluation("embeddings", config=FewShotArgs, higher_is_better=True)
 def few_shot(predictions: dict, ctx, args: FewShotArgs) -> dict:
     """Probes fitted on a fraction of the training subjects, averaged over seeds; plus the learning curve."""
     data = ctx.data
@@ -202,6 +232,7 @@ def few_shot(predictions: dict, ctx, args: FewShotArgs) -> dict:
                 draws.append(weighted_mean(scored["per_trial"], weights))
             parts[f"{task}@{fraction * 100:g}%"] = {
                 "per_trial": np.mean(runs, axis=0), "weights": weights, "chance": 0.5, "draws": draws,
+                "definition": "per-recording",
                 "note": f"{NOTE}; mean of {args.seeds} draws of training subjects; the CI is over test recordings, "
                         "the draws' spread is in the learning curve"}
     figure = _learning_curve(parts, args, len(subjects), getattr(data, "warnings", []))
@@ -230,7 +261,7 @@ def _learning_curve(parts: dict, args: FewShotArgs, n_subjects: int, warnings: l
     return figure_png(fig, dpi=100)
 
 
-@evaluation("embeddings", needs=("text",), config=RetrievalArgs)
+@evaluation("embeddings", needs=("text",), config=RetrievalArgs, higher_is_better=True)
 def retrieval(predictions: dict, ctx, args: RetrievalArgs) -> dict:
     """Each test recording's mean embedding ranks the distinct test reports; recall@k of its own report
     (ties count against it)."""
@@ -246,11 +277,12 @@ def retrieval(predictions: dict, ctx, args: RetrievalArgs) -> dict:
     mine = sim[np.arange(len(rows)), own][:, None]
     rank = (sim > mine).sum(1) + (sim == mine).sum(1) - 1
     return {"parts": {f"recall@{k}": {"per_trial": (rank < k).astype(float), "chance": min(1.0, k / len(reports)),
-                                      "note": f"EEG-to-report retrieval among {len(reports)} test reports"}
+                                      "note": f"EEG-to-report retrieval among {len(reports)} test reports",
+                                      "definition": "per-recording"}
                       for k in args.ks}}
 
 
-@evaluation("embeddings", config=BaselineArgs)
+@evaluation("embeddings", config=BaselineArgs, higher_is_better=True)
 def baselines(predictions: dict, ctx, args: BaselineArgs) -> dict:
     """EEG-CLIP's comparison rows: a Deep4 trained end to end per task (selected on val), and probes on a
     random-init frozen encoder and on the encoder trained for another task."""

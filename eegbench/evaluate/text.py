@@ -1,26 +1,40 @@
-"""Scores of generated text: BLEU, ROUGE-L, MiniLM similarity, CLIPScore and image-text consistency.
+"""Scores of generated text: BLEU, ROUGE, MiniLM similarity, CLIPScore and image-text consistency.
 
-Every score is per trial (sentence-level), so each gets a bootstrap CI and a paired permutation
-test against every control. The reference is the trial's image caption; text is lower-cased and
-split on non-alphanumerics before n-gram matching. Chance is the same score with each output
-paired with another trial's reference (or image): a random cyclic shift of the trials, reported with
-its own bootstrap interval. An empty output scores 0 and is counted in the metric's note.
+The reference is the trial's image caption. BLEU and ROUGE follow the definition named by
+``evaluation_args.<metric>.definition`` (evaluate/text_definitions.py; default ``sacrebleu``);
+CLIPScore the convention named by ``evaluation_args.<metric>.convention`` (default ``clamped100``).
+Every score gets a bootstrap CI over trials and a paired permutation test against every control.
+Chance is the same score with each output paired with another trial's reference (or image): a
+random cyclic shift of the trials, reported with its own bootstrap interval. An empty output scores
+0 (unless the definition says otherwise) and is counted in the metric's note.
 """
 
 from __future__ import annotations
 
-import re
-from functools import partial
+from typing import Literal
 
 import numpy as np
 
+from eegbench.config import StrictModel
+from eegbench.evaluate import text_definitions
 from eegbench.evaluate.context import evaluation
+from eegbench.evaluate.text_definitions import normalise
 
-BLEU_ORDERS = (1, 2, 3, 4)
+CLIPSCORE_CONVENTIONS = ("clamped100", "hessel", "torchmetrics")
+HESSEL_PREFIX = "A photo depicts "
+CLIPSCORE_NOTES = {
+    "clamped100": "CLIPScore clamped100: 100 x max(cos, 0) per trial (cos averaged over samples)",
+    "hessel": "CLIPScore hessel (Hessel et al. CLIP-S): 2.5 x max(cos, 0) per image, text prefixed 'A photo depicts'",
+    "torchmetrics": "CLIPScore torchmetrics: max(mean of 100 x cos, 0); CI and tests on resampled trials' means, clamped",
+}
 
 
-def normalise(text: str) -> str:
-    return " ".join(re.findall(r"[a-z0-9]+", str(text).lower()))
+class TextMetricArgs(StrictModel):
+    definition: Literal[text_definitions.DEFINITIONS] = "sacrebleu"  # see evaluate/text_definitions.py
+
+
+class ClipScoreArgs(StrictModel):
+    convention: Literal[CLIPSCORE_CONVENTIONS] = "clamped100"
 
 
 def references(ctx) -> list[str]:
@@ -32,70 +46,37 @@ def mismatched(n: int, seed: int) -> np.ndarray:
     return (np.arange(n) + np.random.default_rng(seed).integers(1, max(n, 2))) % n
 
 
-def noting_empty(out: dict, outputs, what: str = "outputs") -> dict:
-    """``out`` with a note counting the empty texts among ``outputs`` (they scored 0), if any."""
+def noting_empty(out: dict, outputs, what: str = "outputs", treatment: str = "scored 0") -> dict:
+    """``out`` with a note counting the empty texts among ``outputs`` and what was made of them, if any."""
     empty = sum(not normalise(o) for o in outputs)
     if empty:
-        out["note"] = "; ".join(filter(None, (out.get("note"), f"{empty} of {len(outputs)} {what} empty (scored 0)")))
+        out["note"] = "; ".join(filter(None, (out.get("note"), f"{empty} of {len(outputs)} {what} empty ({treatment})")))
     return out
 
 
-def scored(fn, outputs, targets, seed: int) -> dict:
-    """``fn(output, target)`` per trial, and the chance-level score with targets paired to other trials."""
-    return noting_empty({"per_trial": np.array([fn(o, t) for o, t in zip(outputs, targets)], dtype=float),
-                         "chance_per_trial": np.array([fn(o, targets[j]) for o, j in
-                                                       zip(outputs, mismatched(len(outputs), seed))])}, outputs)
+def text_metrics(kind: str, definition: str, outputs, targets, seed: int) -> dict[str, dict]:
+    """Every part of ``kind`` ("bleu" or "rouge") under ``definition``, with chance on mismatched pairs, the
+    definition and its note: ``{part: result dict}``."""
+    score = text_definitions.bleu if kind == "bleu" else text_definitions.rouge
+    outputs, targets = [str(o) for o in outputs], [str(t) for t in targets]
+    real = score(definition, outputs, targets)
+    chance = score(definition, outputs, [targets[j] for j in mismatched(len(outputs), seed)])
+    return {part: noting_empty({**out, "chance_per_trial": chance[part]["per_trial"], "definition": definition,
+                                "note": text_definitions.NOTES[definition, kind]}, outputs,
+                               treatment=text_definitions.empty_treatment(definition, kind))
+            for part, out in real.items()}
 
 
-def sentence_bleu(hypothesis: str, reference: str, n: int) -> float:
-    """Cumulative BLEU-n of one sentence (uniform weights, brevity penalty; add-one smoothing above unigrams)."""
-    from torchmetrics.functional.text import bleu_score
-
-    hyp, ref = normalise(hypothesis), normalise(reference)
-    return float(bleu_score([hyp], [[ref]], n_gram=n, smooth=n > 1)) if hyp else 0.0
+@evaluation(reads="text", config=TextMetricArgs, higher_is_better=True)
+def text_bleu(pred: dict, ctx, args: TextMetricArgs) -> dict:
+    """BLEU-1..4 of the output against the trial's caption, under the named definition."""
+    return {"parts": text_metrics("bleu", args.definition, pred["text"], references(ctx), ctx.seed)}
 
 
-def rouge_n(hypothesis: str, reference: str, n: int) -> float:
-    """ROUGE-n F1: clipped n-gram overlap over hypothesis and reference n-gram counts."""
-    from collections import Counter
-
-    def grams(text: str) -> Counter:
-        words = normalise(text).split()
-        return Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
-
-    hyp, ref = grams(hypothesis), grams(reference)
-    overlap = sum((hyp & ref).values())
-    return 0.0 if overlap == 0 else 2 * overlap / (sum(hyp.values()) + sum(ref.values()))
-
-
-def rouge_l(hypothesis: str, reference: str) -> float:
-    """ROUGE-L F1: longest common subsequence of words over hypothesis and reference lengths."""
-    hyp, ref = normalise(hypothesis).split(), normalise(reference).split()
-    if not hyp or not ref:
-        return 0.0
-    previous = [0] * (len(ref) + 1)
-    for word in hyp:
-        current = [0]
-        for j, other in enumerate(ref):
-            current.append(previous[j] + 1 if word == other else max(previous[j + 1], current[j]))
-        previous = current
-    lcs = previous[-1]
-    return 0.0 if lcs == 0 else 2 * lcs / (len(hyp) + len(ref))
-
-
-@evaluation(reads="text")
-def text_bleu(pred: dict, ctx) -> dict:
-    """Sentence BLEU-1..4 of the output against the trial's caption, averaged over trials."""
-    refs = references(ctx)
-    return {"parts": {f"bleu{n}": scored(partial(sentence_bleu, n=n), pred["text"], refs, ctx.seed) for n in BLEU_ORDERS}}
-
-
-@evaluation(reads="text")
-def text_rouge(pred: dict, ctx) -> dict:
-    """Sentence ROUGE-1, ROUGE-2 and ROUGE-L F1 of the output against the trial's caption."""
-    refs = references(ctx)
-    scorers = {"rouge1": partial(rouge_n, n=1), "rouge2": partial(rouge_n, n=2), "rougeL": rouge_l}
-    return {"parts": {name: scored(fn, pred["text"], refs, ctx.seed) for name, fn in scorers.items()}}
+@evaluation(reads="text", config=TextMetricArgs, higher_is_better=True)
+def text_rouge(pred: dict, ctx, args: TextMetricArgs) -> dict:
+    """ROUGE-1, ROUGE-2 and ROUGE-L F1 of the output against the trial's caption, under the named definition."""
+    return {"parts": text_metrics("rouge", args.definition, pred["text"], references(ctx), ctx.seed)}
 
 
 def minilm_cosine(ctx, a: list[str], b: list[str]) -> np.ndarray:
@@ -116,7 +97,7 @@ def similarity_scored(ctx, outputs: list[str], targets: list[str]) -> dict:
                          "chance_per_trial": minilm_cosine(ctx, outputs, shifted)}, outputs)
 
 
-@evaluation(reads="text", needs=("text",))
+@evaluation(reads="text", needs=("text",), higher_is_better=True)
 def text_similarity(pred: dict, ctx) -> dict:
     """Cosine of MiniLM sentence embeddings of the output and the trial's caption."""
     return similarity_scored(ctx, pred["text"], references(ctx))
@@ -133,7 +114,8 @@ def clip_image_features(ctx, images: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         for i in range(0, len(images), 256):
             batch = torch.stack([preprocess(Image.fromarray(img.transpose(1, 2, 0))) for img in images[i:i + 256]])
-            out.append(torch.nn.functional.normalize(model.encode_image(batch).float(), dim=-1).numpy())
+            emb = model.encode_image(batch.to(next(model.parameters()).device))
+            out.append(torch.nn.functional.normalize(emb.float(), dim=-1).cpu().numpy())
     return np.concatenate(out)
 
 
@@ -144,39 +126,59 @@ def clip_text_features(ctx, texts: list[str]) -> np.ndarray:
     return clip_text_embeddings(model, tokenizer, list(texts))
 
 
-def clipscore(image_emb: np.ndarray, text_emb: np.ndarray, texts) -> np.ndarray:
-    """CLIPScore ``100 * max(cos, 0)`` per (image, text) pair (images ``[N, samples, D]``: mean over samples)."""
-    cos = np.einsum("nsd,nd->ns", image_emb, text_emb).mean(1)
-    return np.where([bool(normalise(t)) for t in texts], 100 * np.maximum(cos, 0), 0.0)
+def clipscore(image_emb: np.ndarray, text_emb: np.ndarray, texts, convention: str = "clamped100") -> np.ndarray:
+    """Per-trial CLIPScore of images ``[N, samples, D]`` and texts ``[N, D]`` (unit embeddings); 0 for an empty
+    text. ``clamped100``: 100 max(cos, 0) of the cos averaged over samples; ``hessel``: 2.5 max(cos, 0) averaged
+    over samples (the caller embeds the prefixed text); ``torchmetrics``: rows [100 cos, 1], whose column sums
+    :func:`torchmetrics_clipscore` turns into the clamped mean."""
+    cos = np.einsum("nsd,nd->ns", image_emb, text_emb)
+    if convention == "hessel":
+        score = 2.5 * np.maximum(cos, 0).mean(1)
+    elif convention == "torchmetrics":
+        score = 100 * cos.mean(1)
+    else:
+        score = 100 * np.maximum(cos.mean(1), 0)
+    score = np.where([bool(normalise(t)) for t in texts], score, 0.0)
+    return np.stack([score, np.ones_like(score)], axis=1) if convention == "torchmetrics" else score
 
 
-def _clipscore(ctx, image_emb: np.ndarray, texts) -> dict:
+def torchmetrics_clipscore(sums: np.ndarray) -> float:
+    """torchmetrics' CLIPScore from the column sums of :func:`clipscore` rows: max(mean of 100 cos, 0)."""
+    return max(float(sums[0] / sums[1]), 0.0)
+
+
+def _clipscore(ctx, image_emb: np.ndarray, texts, convention: str) -> dict:
     """CLIPScore of each trial's images with its text, and with another trial's text (chance)."""
     texts = list(texts)
-    text_emb = clip_text_features(ctx, texts)
+    text_emb = clip_text_features(ctx, [HESSEL_PREFIX + t for t in texts] if convention == "hessel" else texts)
     shift = mismatched(len(texts), ctx.seed)
-    return noting_empty({"per_trial": clipscore(image_emb, text_emb, texts),
-                         "chance_per_trial": clipscore(image_emb, text_emb[shift], [texts[j] for j in shift])}, texts)
+    out = {"per_trial": clipscore(image_emb, text_emb, texts, convention),
+           "chance_per_trial": clipscore(image_emb, text_emb[shift], [texts[j] for j in shift], convention),
+           "definition": convention, "note": CLIPSCORE_NOTES[convention]}
+    if convention == "torchmetrics":
+        out["statistic"] = torchmetrics_clipscore
+    return noting_empty(out, texts)
 
 
-@evaluation(reads="text", needs=("clip",), precheck=lambda ctx: ctx.check_stimuli())
-def clipscore_stimulus(pred: dict, ctx) -> dict:
-    """CLIPScore of the trial's stimulus image and the generated text (100 max(cos, 0), the world's/user's CLIP)."""
+@evaluation(reads="text", needs=("clip",), precheck=lambda ctx: ctx.check_stimuli(), config=ClipScoreArgs,
+            higher_is_better=True)
+def clipscore_stimulus(pred: dict, ctx, args: ClipScoreArgs) -> dict:
+    """CLIPScore of the trial's stimulus image and the generated text (the world's/user's CLIP), per convention."""
     size = ctx.pretrained.clip()[0].visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else size
     image_emb = ctx.memoised("clip_stimuli", lambda: clip_image_features(ctx, ctx.stimuli(size)))[:, None]
-    return _clipscore(ctx, image_emb, pred["text"])
+    return _clipscore(ctx, image_emb, pred["text"], args.convention)
 
 
-@evaluation(reads=("images", "text"), needs=("clip",))
-def clipscore_generated(pred: dict, ctx) -> dict:
-    """CLIPScore of the generated images and the generated text of the same trial (mean over samples)."""
+@evaluation(reads=("images", "text"), needs=("clip",), config=ClipScoreArgs, higher_is_better=True)
+def clipscore_generated(pred: dict, ctx, args: ClipScoreArgs) -> dict:
+    """CLIPScore of the generated images and the generated text of the same trial (over samples), per convention."""
     images = pred["images"]
     flat = clip_image_features(ctx, images.reshape(-1, *images.shape[2:]))
-    return _clipscore(ctx, flat.reshape(*images.shape[:2], -1), pred["text"])
+    return _clipscore(ctx, flat.reshape(*images.shape[:2], -1), pred["text"], args.convention)
 
 
-@evaluation(reads=("images", "text"), needs=("captioner", "text"))
+@evaluation(reads=("images", "text"), needs=("captioner", "text"), higher_is_better=True)
 def image_text_consistency(pred: dict, ctx) -> dict:
     """MiniLM cosine of the captioner's caption of the generated image (first sample) and the generated text."""
     captions = ctx.pretrained.captioner().caption(pred["images"][:, 0])

@@ -1,10 +1,13 @@
 """Published numbers from ``baselines/<suite>.yaml``: shown beside runs, never mixed with them.
 
 Each file names its source, a tag (``code``, ``data`` or ``reported``; see baselines/README.md)
-and the setting the numbers come from, and lists rows of (variant, metric, value, note). Every
-row must name a variant of the suite and a metric of a registered evaluation (``evaluation``,
-or ``evaluation/part`` for evaluations that report parts; the part itself is known only after a
-run), so a renamed variant or evaluation cannot leave a published number attached to nothing.
+and the setting the numbers come from, and lists rows of (variant, metric, value, definition,
+note). Every row must name a variant of the suite and a metric of a registered evaluation
+(``evaluation``, or ``evaluation/part`` for evaluations that report parts; the part itself is known
+only after a run), so a renamed variant or evaluation cannot leave a published number attached to
+nothing; and the metric ``definition`` the number was computed with (the ``"definition"`` an
+evaluation's result names, e.g. ``dreamdiffusion``, ``thought2text``, ``per-window``): a number is
+shown beside a run's only when the run's metric has that definition.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from eegbench import config, registry
 from eegbench.config import StrictModel
@@ -24,6 +27,7 @@ class Row(StrictModel):
     variant: str
     metric: str
     value: float
+    definition: str = Field(min_length=1)
     note: str = ""
 
 
@@ -49,8 +53,10 @@ def load(suite: str, folder: Path | None = None) -> Baselines | None:
         return None
     try:
         published = Baselines.model_validate(yaml.safe_load(path.read_text()))
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise UserError(f"{path}: not a valid baselines file ({str(exc).splitlines()[0]}); see baselines/README.md") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); see baselines/README.md") from None
+    except ValidationError as exc:
+        raise UserError(f"{path}: {_problem(exc)}; see baselines/README.md") from None
     if published.suite != suite:
         raise UserError(f"{path}: names suite {published.suite!r}; a baselines file is named after its suite, "
                         f"rename it to {published.suite}.yaml or fix the suite key")
@@ -63,3 +69,16 @@ def load(suite: str, folder: Path | None = None) -> Baselines | None:
             raise UserError(f"{path}: rows.{i}.metric {row.metric!r} is not a registered evaluation; "
                             "`eegbench list evaluations` shows them")
     return published
+
+
+def _problem(exc: ValidationError) -> str:
+    """The first validation error as ``key path: what is wrong``, e.g. ``rows.3.definition: required key is missing``."""
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"]) or "top level"
+    if err["type"] == "extra_forbidden":
+        model = Row if err["loc"][0] == "rows" else Baselines
+        return f"{key}: unknown key; a {'row' if model is Row else 'baselines file'} has {', '.join(model.model_fields)}"
+    if err["type"] == "missing":
+        hint = " (the metric definition the number was computed with)" if err["loc"][-1] == "definition" else ""
+        return f"{key}: required key is missing{hint}; add it"
+    return f"{key}: {err['msg']} (got {err.get('input')!r})"

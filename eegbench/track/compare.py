@@ -3,9 +3,13 @@
 A side is a run folder, a run id from the index, or ``suite/variant`` (all its seeds). Two runs are
 paired trial by trial when they scored the same test trials (the same dataset section of the config);
 their per-trial scores come from ``predictions/test.npz``. Two ``suite/variant`` sides are paired by
-seed. With more than 20 pairs the test is Wilcoxon's signed-rank test and the effect size its
-matched-pairs rank-biserial correlation; with 20 or fewer, a two-sided paired permutation test (sign
-flips) and Cohen's d_z. Every difference comes with a bootstrap 95% CI.
+seed. A corpus metric (corpus BLEU) has per-trial counts, not scores: two runs skip it; compare it by seed.
+With more than 20 pairs the test is Wilcoxon's signed-rank test and the effect size its matched-pairs
+rank-biserial correlation; with 20 or fewer, a two-sided paired permutation test (sign
+flips) and Cohen's d_z. Every difference comes with a bootstrap 95% CI. A metric scored on windows of
+recordings (``<metric>/groups`` in the predictions) is paired per recording, on its windows' mean, since
+windows of one recording are not independent. The verdict follows each metric's direction
+(``higher_is_better`` in the runs' metrics, higher when absent).
 """
 
 from __future__ import annotations
@@ -52,8 +56,8 @@ def pairs(a: dict, b: dict) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], s
             raise UserError(f"{a['label']} and {b['label']} scored different test trials (their dataset sections differ); "
                             "compare runs of one dataset and split, or compare suite/variant pairs by seed")
         with np.load(Path(ra["path"]) / "predictions" / "test.npz") as pa, np.load(Path(rb["path"]) / "predictions" / "test.npz") as pb:
-            keys = [k for k in pa.files if k.endswith("/real") and k in pb.files]
-            return {k[: -len("/real")]: (pa[k].astype(float), pb[k].astype(float)) for k in keys}, "trials"
+            keys = [k for k in pa.files if k.endswith("/real") and k in pb.files and pa[k].ndim == 1]
+            return {k[: -len("/real")]: _per_group(pa, pb, k[: -len("/real")]) for k in keys}, "trials"
     if a["by"] == b["by"] == "seed":
         va = {r["seed"]: {m["metric"]: m["value"] for m in r["metrics"]} for r in a["runs"]}
         vb = {r["seed"]: {m["metric"]: m["value"] for m in r["metrics"]} for r in b["runs"]}
@@ -63,6 +67,24 @@ def pairs(a: dict, b: dict) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], s
         metrics = [m for m in va[seeds[0]] if all(m in va[s] and m in vb[s] for s in seeds)]
         return {m: (np.array([va[s][m] for s in seeds]), np.array([vb[s][m] for s in seeds])) for m in metrics}, "seeds"
     raise UserError("compare two runs (folders or run ids) or two suite/variant pairs, not one of each")
+
+
+def _per_group(pa, pb, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Both runs' per-trial scores of ``metric``, or per-group means where the trials come in groups."""
+    from eegbench.evaluate.stats import group_sums
+
+    x, y = pa[f"{metric}/real"].astype(float), pb[f"{metric}/real"].astype(float)
+    if f"{metric}/groups" not in pa.files:
+        return x, y
+    groups = pa[f"{metric}/groups"]
+    sizes = group_sums(np.ones(len(x)), groups)
+    return group_sums(x, groups) / sizes, group_sums(y, groups) / sizes
+
+
+def higher_is_better(side: dict, metric: str) -> bool:
+    """``metric``'s direction as the side's newest run recorded it (higher when the run predates directions)."""
+    rows = [m for m in side["runs"][-1]["metrics"] if m["metric"] == metric]
+    return bool(rows[0].get("higher_is_better", True)) if rows else True
 
 
 def paired_test(x: np.ndarray, y: np.ndarray, seed: int = 0) -> dict:
@@ -86,13 +108,14 @@ def paired_test(x: np.ndarray, y: np.ndarray, seed: int = 0) -> dict:
                   "effect_name": "Cohen's d_z"}
 
 
-def verdict(metric: str, result: dict, a: str, b: str, unit: str) -> str:
-    """One line: who is ahead on ``metric``, by how much, and how sure."""
+def verdict(metric: str, result: dict, a: str, b: str, unit: str, higher_is_better: bool = True) -> str:
+    """One line: who is ahead on ``metric`` (the higher side, or the lower when lower is better), by how
+    much, and how sure."""
     lo, hi = result["ci"]
     p = f"p = {result['p']:.4f}" if result["p"] >= 1e-4 else "p < 0.0001"
     detail = (f"{result['difference']:+.3f} [{lo:+.3f}, {hi:+.3f}], {p} ({result['test']}, "
               f"{result['n']} {unit}), {result['effect_name']} = {result['effect']:.2f}")
     if result["p"] < ALPHA:
-        winner, loser = (a, b) if result["difference"] > 0 else (b, a)
+        winner, loser = (a, b) if (result["difference"] > 0) == higher_is_better else (b, a)
         return f"{metric}: {winner} beats {loser}: {detail}"
     return f"{metric}: no significant difference between {a} and {b}: {detail}"

@@ -5,12 +5,16 @@ For each suite and scale, the runs of each variant's latest configuration (any s
 - a metric's value is the mean over seeds with a 95% t-interval over seeds, or, with one seed, that
   run's bootstrap interval over test trials (the table says which);
 - each control's gap (real minus control) is pooled the same way; a result *beats its controls*
-  when every gap's interval lies above zero, and is marked otherwise;
+  when every gap's interval lies on the metric's better side of zero (above when higher is better,
+  below when lower is: ``higher_is_better`` in the runs' metrics, higher when absent), and is marked
+  otherwise;
 - variants are ranked by Borda count over the metrics they share (probes excluded): on each metric
-  a variant earns one point per variant it beats (ties share). Only variants scored on every metric
-  get a rank; the others show their coverage instead of a silent rank;
+  a variant earns one point per variant it beats in the metric's direction (ties share). Only
+  variants scored on every metric get a rank; the others show their coverage instead of a silent rank;
 - published numbers from ``baselines/<suite>.yaml`` stand in their own table, marked
-  "reported, not reproduced".
+  "reported, not reproduced", with the definition each was computed with; beside a measured row
+  they appear only when that row's metric definition is the same, else the row says
+  "other definition" and hides the number.
 
 ``write`` renders ``<suite>.md``, ``<suite>.csv`` and a static ``<suite>.html`` whose plots (metric by
 variant with intervals, learning curves, sample images and texts) are embedded, so the page is one file.
@@ -72,10 +76,20 @@ def build(index: Index, suite: str) -> Board:
                                "metrics": list(dict.fromkeys(r["metric"] for r in rows))}
     published = baselines.load(suite)
     if published:
-        board.published = [{"variant": r.variant, "metric": r.metric, "value": r.value, "note": r.note, "tag": published.tag}
-                           for r in published.rows]
+        board.published = [{"variant": r.variant, "metric": r.metric, "value": r.value, "definition": r.definition,
+                            "note": r.note, "tag": published.tag} for r in published.rows]
         board.published_source = f"{published.source}; {published.setting}"
+    for part in board.scales.values():
+        for row in part["rows"]:
+            row["published"] = [p for p in board.published if (p["variant"], p["metric"]) == (row["variant"], row["metric"])]
     return board
+
+
+def published_cell(row: dict) -> str:
+    """The published numbers of a measured row: each value when its definition is the row's, else the mark
+    "other definition" naming the published one (the number then stands only in the published table)."""
+    return "; ".join(f"{p['value']:.3f} [{p['tag']}]" if p["definition"] == row.get("definition")
+                     else f"other definition ({p['definition']})" for p in row.get("published", [])) or "-"
 
 
 def _latest_configs(runs: list[dict]) -> tuple[dict[str, list[dict]], int]:
@@ -104,10 +118,13 @@ def _groups(scores: list[dict], kept: dict[str, list[dict]]) -> dict[tuple[str, 
 
 
 def _pool(variant: str, metric: str, group: list[dict], controls: list[dict]) -> dict:
-    """One row: the metric over seeds, its chance, each control's gap and whether every gap is above zero."""
+    """One row: the metric over seeds, its direction and definition, its chance, each control's gap and
+    whether every gap lies on the better side of zero."""
     values = [s["value"] for s in group]
     low, high, over = interval(values, (group[0]["ci_low"], group[0]["ci_high"]))
-    row = {"variant": variant, "metric": metric, "seeds": len(group), "value": float(np.mean(values)),
+    higher = group[-1]["higher_is_better"] is None or bool(group[-1]["higher_is_better"])  # None: predates directions
+    row = {"variant": variant, "metric": metric, "higher_is_better": higher, "definition": group[-1]["definition"],
+           "seeds": len(group), "value": float(np.mean(values)),
            "ci_low": low, "ci_high": high, "ci_over": over, "chance": float(np.mean([s["chance"] for s in group])),
            "warning": "; ".join(dict.fromkeys(s["warning"] for s in group if s["warning"])), "controls": []}
     ids = {s["run_id"] for s in group}
@@ -118,16 +135,20 @@ def _pool(variant: str, metric: str, group: list[dict], controls: list[dict]) ->
     for name, cs in by_name.items():
         gaps = [c["gap"] if c["gap"] is not None else v - c["value"] for c, v in zip(cs, values)]
         g_low, g_high, _ = interval(gaps, (cs[0]["gap_low"], cs[0]["gap_high"]))
-        beats = g_low > 0 if np.isfinite(g_low) else all(c["p"] < 0.05 for c in cs)
+        if np.isfinite(g_low):
+            beats = g_low > 0 if higher else g_high < 0
+        else:
+            beats = all(c["p"] < 0.05 for c in cs)  # p is one-sided in the metric's direction
         row["controls"].append({"name": name, "value": float(np.mean([c["value"] for c in cs])),
                                 "gap": float(np.mean(gaps)), "gap_low": g_low, "gap_high": g_high, "beats": bool(beats)})
-    row["controls"].sort(key=lambda c: c["gap"])  # the hardest control first
+    row["controls"].sort(key=lambda c: c["gap"] if higher else -c["gap"])  # the hardest control first
     row["not_beaten"] = [c["name"] for c in row["controls"] if not c["beats"]]
     return row
 
 
 def _borda(rows: list[dict]) -> list[dict]:
-    """Variants by Borda count over the metrics (probes excluded); rank only for full coverage."""
+    """Variants by Borda count over the metrics (probes excluded), each in its direction; rank only for
+    full coverage."""
     from scipy.stats import rankdata
 
     scored = [r for r in rows if not r["metric"].startswith("probe:")]
@@ -136,7 +157,8 @@ def _borda(rows: list[dict]) -> list[dict]:
     covered: dict[str, int] = {}
     for metric in metrics:
         mine = [r for r in scored if r["metric"] == metric]
-        for r, rank in zip(mine, rankdata([r["value"] for r in mine])):  # 1 = lowest; ties share
+        better = [r["value"] if r["higher_is_better"] else -r["value"] for r in mine]
+        for r, rank in zip(mine, rankdata(better)):  # 1 = worst; ties share
             points[r["variant"]] = points.get(r["variant"], 0.0) + rank - 1
             covered[r["variant"]] = covered.get(r["variant"], 0) + 1
     order = sorted(points, key=lambda v: (covered[v] < len(metrics), -points[v]))
@@ -160,12 +182,14 @@ def _cells(row: dict) -> dict[str, str]:
     mark = "yes" if hardest and not row["not_beaten"] else (f"**{NOT_BEATEN} {', '.join(row['not_beaten'])}**"
                                                            if row["not_beaten"] else "-")
     return {
-        "variant": row["variant"], "metric": row["metric"], "seeds": str(row["seeds"]),
+        "variant": row["variant"], "metric": row["metric"] + ("" if row["higher_is_better"] else " (lower is better)"),
+        "definition": row["definition"] or "-", "seeds": str(row["seeds"]),
         "value [95% CI]": f"{_num(row['value'])} [{_num(row['ci_low'])}, {_num(row['ci_high'])}] ({row['ci_over']})",
         "chance": _num(row["chance"]),
         "hardest control": f"{hardest['name']}: {_num(hardest['value'])}" if hardest else "-",
         "gap [95% CI]": f"{hardest['gap']:+.3f} [{_num(hardest['gap_low'])}, {_num(hardest['gap_high'])}]" if hardest else "-",
         "beats its controls": mark + (" (warning: " + row["warning"] + ")" if row["warning"] else ""),
+        "published": published_cell(row),
     }
 
 
@@ -179,7 +203,8 @@ def markdown(board: Board) -> str:
              "Generated by `eegbench leaderboard` from the run index. Values are means over seeds with a 95% "
              "t-interval over seeds (or, for one seed, the run's bootstrap interval over test trials). The gap is "
              "real minus the hardest control; a result that does not beat every control is marked. Borda ranks "
-             "cover only variants scored on every metric.", ""]
+             "cover only variants scored on every metric, each ranked in its direction. A published number "
+             "appears beside ours only when both use the same metric definition (else: other definition).", ""]
     for scale, part in board.scales.items():
         lines += [f"## scale {scale}", ""]
         if part["hidden"]:
@@ -191,12 +216,14 @@ def markdown(board: Board) -> str:
         lines += ["### Metrics", ""] + (_md_table(list(cells[0]), [list(c.values()) for c in cells]) if cells else []) + [""]
     if board.published:
         lines += ["## Published (reported, not reproduced)", "", board.published_source, ""] + _md_table(
-            ["variant", "metric", "value", "tag", "note"],
-            [[p["variant"], p["metric"], _num(p["value"]), p["tag"], p["note"]] for p in board.published]) + [""]
+            ["variant", "metric", "value", "definition", "tag", "note"],
+            [[p["variant"], p["metric"], _num(p["value"]), p["definition"], p["tag"], p["note"]]
+             for p in board.published]) + [""]
     return "\n".join(lines)
 
 
-CSV_FIELDS = ["suite", "scale", "variant", "metric", "seeds", "value", "ci_low", "ci_high", "ci_over", "chance",
+CSV_FIELDS = ["suite", "scale", "variant", "metric", "higher_is_better", "definition", "seeds", "value", "ci_low",
+              "ci_high", "ci_over", "chance",
               "control", "control_value", "gap", "gap_low", "gap_high", "beats_controls", "not_beaten", "warning",
               "borda", "rank", "coverage", "source"]
 
@@ -211,8 +238,9 @@ def csv_text(board: Board) -> str:
             hardest = row["controls"][0] if row["controls"] else {}
             rank = ranks.get(row["variant"], {})
             writer.writerow({
-                "suite": board.suite, "scale": scale, **{k: row[k] for k in ("variant", "metric", "seeds", "value",
-                                                                             "ci_low", "ci_high", "ci_over", "chance")},
+                "suite": board.suite, "scale": scale, **{k: row[k] for k in (
+                    "variant", "metric", "higher_is_better", "definition", "seeds", "value", "ci_low", "ci_high",
+                    "ci_over", "chance")},
                 "control": hardest.get("name", ""), "control_value": hardest.get("value", ""), "gap": hardest.get("gap", ""),
                 "gap_low": hardest.get("gap_low", ""), "gap_high": hardest.get("gap_high", ""),
                 "beats_controls": bool(hardest) and not row["not_beaten"], "not_beaten": " ".join(row["not_beaten"]),
@@ -220,7 +248,7 @@ def csv_text(board: Board) -> str:
                 "coverage": rank.get("coverage", ""), "source": "measured"})
     for p in board.published:
         writer.writerow({"suite": board.suite, "variant": p["variant"], "metric": p["metric"], "value": p["value"],
-                         "source": f"{p['tag']}, not reproduced"})
+                         "definition": p["definition"], "source": f"{p['tag']}, not reproduced"})
     return buf.getvalue()
 
 
@@ -300,7 +328,8 @@ def page(board: Board) -> str:
              "tr.fail td{background:#fde2e2} .note{color:#555;font-size:13px}</style></head><body>",
              f"<h1>{esc(board.suite)} leaderboard</h1><p class='note'>Means over seeds with 95% intervals; gap = real "
              "minus the hardest control; rows in red do not beat every control. Borda ranks cover only variants scored "
-             "on every metric.</p>"]
+             "on every metric, each ranked in its direction. A published number appears beside ours only when both "
+             "use the same metric definition.</p>"]
     for scale, part in board.scales.items():
         parts.append(f"<h2>scale {esc(scale)}</h2><h3>Ranking</h3><table id='ranking-{esc(scale)}'><tr><th>rank</th>"
                      "<th>variant</th><th>Borda points</th><th>coverage</th></tr>")
@@ -324,9 +353,11 @@ def page(board: Board) -> str:
         parts += _samples(part["runs"])
     if board.published:
         parts.append(f"<h2>Published (reported, not reproduced)</h2><p class='note'>{esc(board.published_source)}</p>"
-                     "<table id='published'><tr><th>variant</th><th>metric</th><th>value</th><th>tag</th><th>note</th></tr>")
+                     "<table id='published'><tr><th>variant</th><th>metric</th><th>value</th><th>definition</th>"
+                     "<th>tag</th><th>note</th></tr>")
         parts += [f"<tr><td>{esc(p['variant'])}</td><td>{esc(p['metric'])}</td><td>{_num(p['value'])}</td>"
-                  f"<td>{esc(p['tag'])}, not reproduced</td><td>{esc(p['note'])}</td></tr>" for p in board.published]
+                  f"<td>{esc(p['definition'])}</td><td>{esc(p['tag'])}, not reproduced</td><td>{esc(p['note'])}</td></tr>"
+                  for p in board.published]
         parts.append("</table>")
     return "\n".join(parts + ["</body></html>"])
 

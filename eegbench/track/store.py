@@ -184,9 +184,10 @@ class Run:
 
 
 class Index:
-    """SQLite index of finished runs, their scores and every control of each score; safe for concurrent
-    writers (WAL, busy timeout). An index written before controls had their own table is rebuilt from
-    the runs' ``metrics.json`` on first open."""
+    """SQLite index of finished runs, their scores (with each metric's direction and definition) and every
+    control of each score; safe for concurrent writers (WAL, busy timeout). An index written before
+    controls had their own table, or before scores had a direction and definition, is rebuilt from the
+    runs' ``metrics.json`` on first open (a run that predates directions reads as higher-is-better)."""
 
     SCHEMA = """
     CREATE TABLE IF NOT EXISTS runs (
@@ -194,13 +195,14 @@ class Index:
         path TEXT, finished REAL, config TEXT);
     CREATE TABLE IF NOT EXISTS scores (
         run_id TEXT, metric TEXT, split TEXT, value REAL, ci_low REAL, ci_high REAL, n INTEGER,
-        chance REAL, chance_low REAL, chance_high REAL, warning TEXT,
+        chance REAL, chance_low REAL, chance_high REAL, warning TEXT, higher_is_better INTEGER, definition TEXT,
         PRIMARY KEY (run_id, metric, split));
     CREATE TABLE IF NOT EXISTS controls (
         run_id TEXT, metric TEXT, split TEXT, control TEXT, value REAL, ci_low REAL, ci_high REAL,
         gap REAL, gap_low REAL, gap_high REAL, p REAL,
         PRIMARY KEY (run_id, metric, split, control));
     """
+    SCORE_COLUMNS = {"higher_is_better": "INTEGER", "definition": "TEXT"}  # added after the first schema
 
     def __init__(self, path: Path):
         self.path = path
@@ -208,7 +210,15 @@ class Index:
         with closing(self._connect()) as db:
             db.executescript(self.SCHEMA)
             legacy = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'metrics'").fetchone()
-        if legacy:
+            missing = [c for c in self.SCORE_COLUMNS if c not in {r[1] for r in db.execute("PRAGMA table_info(scores)")}]
+            for column in missing:
+                try:
+                    db.execute(f"ALTER TABLE scores ADD COLUMN {column} {self.SCORE_COLUMNS[column]}")
+                except sqlite3.OperationalError as exc:  # another process added it first
+                    if "duplicate column" not in str(exc):
+                        raise
+            db.commit()
+        if legacy or missing:
             for run in self.runs():
                 metrics = Path(run["path"]) / "metrics.json"
                 if metrics.is_file():
@@ -232,9 +242,10 @@ class Index:
                 summary["path"], finished or time.time(), json.dumps(summary["config"], sort_keys=True)))
             for m in summary["metrics"]:
                 chance_ci = m.get("chance_ci", [None, None])
-                db.execute("INSERT INTO scores VALUES (?,?,?,?,?,?,?,?,?,?,?)", (
+                db.execute("INSERT INTO scores (run_id, metric, split, value, ci_low, ci_high, n, chance, chance_low, "
+                           "chance_high, warning, higher_is_better, definition) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (
                     run_id, m["metric"], m["split"], m["value"], m["ci"][0], m["ci"][1], m["n"], m["chance"],
-                    chance_ci[0], chance_ci[1], m.get("warning")))
+                    chance_ci[0], chance_ci[1], m.get("warning"), m.get("higher_is_better", True), m.get("definition")))
                 for c in m["controls"]:
                     gap_ci = c.get("gap_ci", [None, None])
                     db.execute("INSERT INTO controls VALUES (?,?,?,?,?,?,?,?,?,?,?)", (
