@@ -93,14 +93,18 @@ def run(
 
 
 def print_metrics(summary: dict) -> None:
-    """Each metric with its CI, every control beside it, the chance interval, and published numbers."""
+    """Each metric with its definition, CI, every control beside it, the chance interval, and published
+    numbers: beside a metric only when computed with its definition, else marked "other definition"."""
     from eegbench.track import baselines
 
     published = baselines.load(summary["suite"])
+    definitions = {m["metric"]: m.get("definition") for m in summary["metrics"]}
     reported: dict[str, list[str]] = {}
     for row in published.rows if published else []:
         if row.variant == summary["variant"]:
-            reported.setdefault(row.metric, []).append(f"{row.value:.3f} [{published.tag}]")
+            same = row.definition == definitions.get(row.metric)
+            reported.setdefault(row.metric, []).append(f"{row.value:.3f} \\[{published.tag}]" if same
+                                                       else f"other definition ({row.definition})")
     table = Table(title=f"{summary['suite']} / {summary['variant']}")
     notes = {note: i + 1 for i, note in enumerate(dict.fromkeys(m["note"] for m in summary["metrics"] if m.get("note")))}
     columns = ["metric (split, n)", "value [95% CI]", "control: value [95% CI]", "gap [95% CI]", "p vs control",
@@ -111,7 +115,9 @@ def print_metrics(summary: dict) -> None:
         controls = [f"{c['name']}: {_num(c['value'], c['ci'])}" for c in m["controls"]] or ["-"]
         gaps = [_num(c["gap"], c["gap_ci"], sign="+") if "gap" in c else "-" for c in m["controls"]] or ["-"]
         pvals = [f"{c['p_vs_control']:.4f}" for c in m["controls"]] or ["-"]
-        name = f"{m['metric']} ({m['split']}, {m['n']})" + (f" [dim]({notes[m['note']]})[/dim]" if m.get("note") else "")
+        name = (f"{m['metric']} ({m['split']}, {m['n']}" + (f"; {m['definition']}" if m.get("definition") else "") + ")"
+                + ("" if m.get("higher_is_better", True) else " (lower is better)")
+                + (f" [dim]({notes[m['note']]})[/dim]" if m.get("note") else ""))
         table.add_row(name, _num(m["value"], m["ci"]), "\n".join(controls), "\n".join(gaps), "\n".join(pvals),
                       _num(m["chance"], m["chance_ci"]), *(["\n".join(reported.get(m["metric"], ["-"]))] if reported else []))
     console.print(table)
@@ -175,7 +181,7 @@ def compare(
                       f"{r['p']:.4f}", f"{r['effect_name']} {r['effect']:.2f}")
     console.print(table)
     for m, r in results.items():
-        console.print(cmp.verdict(m, r, "A", "B", unit), soft_wrap=True)
+        console.print(cmp.verdict(m, r, "A", "B", unit, cmp.higher_is_better(a, m)), soft_wrap=True)
 
 
 @app.command()
@@ -313,6 +319,99 @@ def data_prepare(
     console.print(f"{name}: {len(trials.label)} trials, {len(trials.wnids)} classes, "
                   f"{trials.eeg.shape[1]} channels x {trials.eeg.shape[2]} samples; "
                   + ", ".join(f"{k} {len(v)}" for k, v in trials.splits.items()), soft_wrap=True)
+
+
+@data_app.command("check")
+def data_check(
+    name: str = typer.Argument(..., help="Dataset name (`eegbench list datasets`)."),
+    data_root: Optional[Path] = typer.Option(None, help="Real dataset folder; default: the synthetic world a run uses."),
+    set_: list[str] = typer.Option([], "--set", help="Override a dataset key, e.g. --set dataset.interpolate=512."),
+    on_bad_file: Optional[str] = typer.Option(None, help="fail | skip: what an unreadable recording does (TUAB)."),
+):
+    """Show what the loader sees before any training (kept, dropped and skipped, and why); exit 2 if it cannot load."""
+    from eegbench import paths, progress
+    from eegbench.data import check
+
+    paths.configure_environment()
+    if data_root is not None and not data_root.is_dir():
+        raise UserError(f"--data-root {data_root}: no such folder; point it at the folder holding the dataset files")
+    overrides = config.parse_set(set_)
+    if on_bad_file is not None:
+        overrides["on_bad_file"] = on_bad_file
+    with progress.bars():
+        report = check.check(name, data_root, overrides, paths.cache_dir())
+    check.show(report, console)
+    if report.problem:
+        raise UserError(report.problem)
+
+
+@score_app.command("text")
+def score_text(
+    file: Path = typer.Argument(..., help="A CSV (header row) or JSONL (one object a line) file of texts."),
+    reference: str = typer.Option(..., "--reference", help="The column holding each row's reference text."),
+    prediction: str = typer.Option(..., "--prediction", help="The column holding each row's predicted text."),
+    definition: str = typer.Option("sacrebleu", help="sacrebleu | thought2text | eeg-to-text | sentence "
+                                                     "(evaluate/text_definitions.py)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the scores here (metric names as in metrics.json)."),
+    seed: int = typer.Option(0, help="Seed of the bootstrap and of the chance pairing."),
+):
+    """BLEU-1..4 and ROUGE-1/2/L of predictions made elsewhere, with bootstrap 95% CIs and chance, as a run scores them."""
+    from eegbench.score.text import score_file
+    from eegbench.track.store import atomic_write_json
+
+    if json_out is not None and not json_out.parent.is_dir():
+        raise UserError(f"--json {json_out}: no folder {json_out.parent}; create it or write elsewhere")
+    result = score_file(file, reference, prediction, definition, seed)
+    table = Table(title=f"{file}: {result['n']} pairs, definition {result['definition']}")
+    for col in ("metric", "value [95% CI]", "chance [95% interval]"):
+        table.add_column(col)
+    for m in result["metrics"]:
+        table.add_row(m["metric"], _num(m["value"], m["ci"]), _num(m["chance"], m["chance_ci"]))
+    console.print(table)
+    for note in dict.fromkeys(m["note"] for m in result["metrics"] if m.get("note")):
+        console.print(f"[dim]{note}[/dim]", soft_wrap=True)
+    if json_out is not None:
+        atomic_write_json(json_out, result)
+        console.print(f"scores written to {json_out}")
+
+
+@score_app.command("images")
+def score_images(
+    generated: Path = typer.Argument(..., help="Folder of generated images <trial>_<k>.png (or <trial>-<k>.png; "
+                                     "<trial>.png for one sample), k = 0, 1, ...; .jpg/.jpeg too."),
+    stimuli: Path = typer.Argument(..., help="Folder of stimulus images <trial>.png|.jpg|.jpeg, one per trial."),
+    judge_weights: Optional[Path] = typer.Option(None, help="n-way judge folder (vit_h_14.pth + classes.json, or a "
+                                                 "synthetic judge); without it the n-way metrics are skipped."),
+    clip_weights: Optional[Path] = typer.Option(None, help="open_clip folder (<name>.json + checkpoint) for "
+                                                "image_clip_2way; without it that metric is skipped."),
+    samples_per_trial: Optional[int] = typer.Option(None, min=1, help="Keep the first N generated images of each "
+                                                    "trial (by k); default: all, the same number for every trial."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the scores here (metric names as in metrics.json)."),
+    seed: int = typer.Option(0, help="Seed of the n-way distractor draws and the bootstrap."),
+):
+    """n-way top-1 (mean, DreamDiffusion's (max), oracle), SSIM, PCC and CLIP 2-way of images generated elsewhere,
+    with bootstrap 95% CIs and chance, as a run scores them. Generated images are paired with stimuli by name:
+    GENERATED/<trial>_<k>.png with STIMULI/<trial>.png, e.g. n02106662_1234_0.png with n02106662_1234.JPEG."""
+    from eegbench import paths
+    from eegbench.score.images import score_folders
+    from eegbench.track.store import atomic_write_json
+
+    paths.configure_environment()
+    if json_out is not None and not json_out.parent.is_dir():
+        raise UserError(f"--json {json_out}: no folder {json_out.parent}; create it or write elsewhere")
+    result = score_folders(generated, stimuli, judge_weights=judge_weights, clip_weights=clip_weights,
+                           samples_per_trial=samples_per_trial, seed=seed)
+    table = Table(title=f"{generated}: {result['trials']} trials x {result['samples']} samples")
+    for col in ("metric", "value [95% CI]", "chance [95% interval]"):
+        table.add_column(col)
+    for m in result["metrics"]:
+        table.add_row(m["metric"], _num(m["value"], m["ci"]), _num(m["chance"], m["chance_ci"]))
+    console.print(table)
+    for line in [f"{m['metric']}: {m['note']}" for m in result["metrics"] if m.get("note")] + result["skipped"]:
+        console.print(line, style="dim", soft_wrap=True, markup=False, highlight=False)
+    if json_out is not None:
+        atomic_write_json(json_out, result)
+        console.print(f"scores written to {json_out}")
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""`eegbench score`: the benchmark's metrics on predictions made outside eegbench."""
