@@ -357,22 +357,12 @@ def score_text(
 ):
     """BLEU-1..4 and ROUGE-1/2/L of predictions made elsewhere, with bootstrap 95% CIs and chance, as a run scores them."""
     from eegbench.score.text import score_file
-    from eegbench.track.store import atomic_write_json
 
     if json_out is not None and not json_out.parent.is_dir():
         raise UserError(f"--json {json_out}: no folder {json_out.parent}; create it or write elsewhere")
     result = score_file(file, reference, prediction, definition, seed)
-    table = Table(title=f"{file}: {result['n']} pairs, definition {result['definition']}")
-    for col in ("metric", "value [95% CI]", "chance [95% interval]"):
-        table.add_column(col)
-    for m in result["metrics"]:
-        table.add_row(m["metric"], _num(m["value"], m["ci"]), _num(m["chance"], m["chance_ci"]))
-    console.print(table)
-    for note in dict.fromkeys(m["note"] for m in result["metrics"] if m.get("note")):
-        console.print(f"[dim]{note}[/dim]", soft_wrap=True)
-    if json_out is not None:
-        atomic_write_json(json_out, result)
-        console.print(f"scores written to {json_out}")
+    notes = list(dict.fromkeys(m["note"] for m in result["metrics"] if m.get("note")))
+    print_scores(f"{file}: {result['n']} pairs, definition {result['definition']}", result, notes, json_out)
 
 
 @score_app.command("images")
@@ -394,20 +384,27 @@ def score_images(
     GENERATED/<trial>_<k>.png with STIMULI/<trial>.png, e.g. n02106662_1234_0.png with n02106662_1234.JPEG."""
     from eegbench import paths
     from eegbench.score.images import score_folders
-    from eegbench.track.store import atomic_write_json
 
     paths.configure_environment()
     if json_out is not None and not json_out.parent.is_dir():
         raise UserError(f"--json {json_out}: no folder {json_out.parent}; create it or write elsewhere")
     result = score_folders(generated, stimuli, judge_weights=judge_weights, clip_weights=clip_weights,
                            samples_per_trial=samples_per_trial, seed=seed)
-    table = Table(title=f"{generated}: {result['trials']} trials x {result['samples']} samples")
+    notes = [f"{m['metric']}: {m['note']}" for m in result["metrics"] if m.get("note")] + result["skipped"]
+    print_scores(f"{generated}: {result['trials']} trials x {result['samples']} samples", result, notes, json_out)
+
+
+def print_scores(title: str, result: dict, notes: list[str], json_out: Optional[Path]) -> None:
+    """``eegbench score``'s table (value and chance of each metric), its notes, and the JSON copy if asked."""
+    from eegbench.track.store import atomic_write_json
+
+    table = Table(title=title)
     for col in ("metric", "value [95% CI]", "chance [95% interval]"):
         table.add_column(col)
     for m in result["metrics"]:
         table.add_row(m["metric"], _num(m["value"], m["ci"]), _num(m["chance"], m["chance_ci"]))
     console.print(table)
-    for line in [f"{m['metric']}: {m['note']}" for m in result["metrics"] if m.get("note")] + result["skipped"]:
+    for line in notes:
         console.print(line, style="dim", soft_wrap=True, markup=False, highlight=False)
     if json_out is not None:
         atomic_write_json(json_out, result)

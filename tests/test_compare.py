@@ -88,3 +88,27 @@ def test_the_cli_prints_a_table_and_one_verdict_per_metric(tmp_path, monkeypatch
     assert code == 0 and "image_nway_top1: A beats B" in out and "Wilcoxon" in out
     code, _, err = invoke(monkeypatch, capsys, "compare", str(a), str(b), "--metric", "bleu", "--out", str(tmp_path))
     assert code == 2 and "--metric bleu: not scored by both sides" in err
+
+
+def test_corpus_bleu_of_two_runs_is_recomputed_from_their_per_trial_counts(tmp_path):
+    from eegbench.evaluate.report import metric_record
+    from eegbench.evaluate.text_definitions import bleu
+
+    refs = [f"a {c} {s} on a grey background" for c in ("red", "blue", "green") for s in ("circle", "star")] * 10
+    good = bleu("sacrebleu", refs, refs)["bleu2"]
+    poor = bleu("sacrebleu", [r.replace("on a", "near the") for r in refs[:30]] + ["a shape"] * 30, refs)["bleu2"]
+    sides = []
+    for name, scored in (("a", good), ("b", poor)):
+        path = tmp_path / name
+        run = Run(path)
+        run.save_predictions("test", {"text_bleu/bleu2/real": scored["per_trial"]})
+        record = metric_record("text_bleu/bleu2", "test", scored | {"chance": 0.0}, {}, seed=0)
+        run.write_json("metrics.json", {"run_id": name, "suite": "s", "variant": "v", "scale": "ci", "seed": 0,
+                                        "config": {"dataset": {"name": "imagenet-eeg"}}, "metrics": [record]})
+        sides.append((compare.side(str(path), None), record["value"]))
+    paired, unit = compare.pairs(sides[0][0], sides[1][0])
+    result = compare.paired_test(*paired["text_bleu/bleu2"])
+    assert result["test"] == "paired permutation (corpus)" and result["n"] == 60
+    assert result["difference"] == pytest.approx(sides[0][1] - sides[1][1]) and result["difference"] > 0.3
+    assert result["p"] < 0.01 and result["ci"][0] > 0
+    assert compare.verdict("text_bleu/bleu2", result, "A", "B", unit).startswith("text_bleu/bleu2: A beats B")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from eegbench.evaluate.stats import (bootstrap_ci, bootstrap_statistic_ci, chance_interval, effective_n,
-                                     paired_permutation_p, statistic_permutation_p, statistic_value, weighted_mean)
+                                     paired_permutation_p, statistic_permutation_p, statistic_ref, statistic_value,
+                                     weighted_mean)
 
 
 def metric_record(name: str, split: str, scored: dict, controls: dict[str, dict], seed: int,
@@ -44,6 +45,8 @@ def metric_record(name: str, split: str, scored: dict, controls: dict[str, dict]
               "higher_is_better": higher_is_better}
     if scored.get("definition"):
         record["definition"] = scored["definition"]
+    if statistic is not None:
+        record["statistic"] = statistic_ref(statistic)  # what compare recomputes from the stored rows
     if groups is not None:
         record["n_groups"] = len(np.unique(groups))  # the units the CI resamples
     if "chance_per_trial" in scored:  # a continuous score: chance measured on mismatched pairs

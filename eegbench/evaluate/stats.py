@@ -8,6 +8,9 @@ pass for independent evidence. Without groups every trial is its own group (the 
 
 from __future__ import annotations
 
+import importlib
+from functools import partial
+
 import numpy as np
 
 ALPHA = 0.05
@@ -75,6 +78,21 @@ def paired_permutation_p(a: np.ndarray, b: np.ndarray, *, weights: np.ndarray | 
     signs = rng.choice([-1.0, 1.0], size=(n_perm, len(diff)))
     null = (signs * diff).mean(axis=1)
     return float((1 + np.sum(null >= diff.mean())) / (n_perm + 1))
+
+
+def statistic_ref(statistic) -> dict:
+    """A JSON-able name of a corpus statistic (an eegbench function, or a ``functools.partial`` of one), so a
+    later ``compare`` of two runs can recompute it from their stored per-trial rows (:func:`statistic_of`)."""
+    fn, kwargs = (statistic.func, dict(statistic.keywords)) if isinstance(statistic, partial) else (statistic, {})
+    return {"function": f"{fn.__module__}:{fn.__qualname__}", "kwargs": kwargs}
+
+
+def statistic_of(ref: dict):
+    """The statistic :func:`statistic_ref` named; only eegbench's own functions are looked up."""
+    module, _, name = ref["function"].partition(":")
+    if module.split(".")[0] != "eegbench":
+        raise ValueError(f"statistic {ref['function']!r} is not an eegbench function")
+    return partial(getattr(importlib.import_module(module), name), **ref.get("kwargs", {}))
 
 
 def statistic_value(rows: np.ndarray, statistic) -> float:

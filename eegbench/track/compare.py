@@ -3,7 +3,9 @@
 A side is a run folder, a run id from the index, or ``suite/variant`` (all its seeds). Two runs are
 paired trial by trial when they scored the same test trials (the same dataset section of the config);
 their per-trial scores come from ``predictions/test.npz``. Two ``suite/variant`` sides are paired by
-seed. A corpus metric (corpus BLEU) has per-trial counts, not scores: two runs skip it; compare it by seed.
+seed. A corpus metric (corpus BLEU, (max)) stores per-trial rows of counts: two runs are compared on the
+statistic it names in metrics.json, recomputed from both runs' rows, with a paired bootstrap CI and a
+permutation test that swaps whole trials between the runs.
 With more than 20 pairs the test is Wilcoxon's signed-rank test and the effect size its matched-pairs
 rank-biserial correlation; with 20 or fewer, a two-sided paired permutation test (sign
 flips) and Cohen's d_z. Every difference comes with a bootstrap 95% CI. A metric scored on windows of
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from eegbench.errors import UserError
+from eegbench.evaluate.stats import statistic_of
 from eegbench.track.store import Index
 
 ALPHA = 0.05
@@ -48,16 +51,24 @@ def side(ref: str, index: Index | None) -> dict:
                                    for r in latest.values()], "by": "seed"}
 
 
-def pairs(a: dict, b: dict) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
-    """``{metric: (a values, b values)}`` paired per trial (two runs) or per seed (two variants), and the unit."""
+def pairs(a: dict, b: dict) -> tuple[dict[str, tuple], str]:
+    """``{metric: (a values, b values, statistic)}`` paired per trial (two runs) or per seed (two variants), and
+    the unit; ``statistic`` is None except for a corpus metric, whose values are per-trial rows."""
     if a["by"] == b["by"] == "trial":
         ra, rb = a["runs"][0], b["runs"][0]
         if ra["config"]["dataset"] != rb["config"]["dataset"]:
             raise UserError(f"{a['label']} and {b['label']} scored different test trials (their dataset sections differ); "
                             "compare runs of one dataset and split, or compare suite/variant pairs by seed")
         with np.load(Path(ra["path"]) / "predictions" / "test.npz") as pa, np.load(Path(rb["path"]) / "predictions" / "test.npz") as pb:
-            keys = [k for k in pa.files if k.endswith("/real") and k in pb.files and pa[k].ndim == 1]
-            return {k[: -len("/real")]: _per_group(pa, pb, k[: -len("/real")]) for k in keys}, "trials"
+            statistics = {m["metric"]: m["statistic"] for m in ra["metrics"] if m["split"] == "test" and "statistic" in m}
+            out = {}
+            for key in (k for k in pa.files if k.endswith("/real") and k in pb.files):
+                metric = key[: -len("/real")]
+                if pa[key].ndim == 1:
+                    out[metric] = (*_per_group(pa, pb, metric), None)
+                elif metric in statistics:
+                    out[metric] = (pa[key].astype(float), pb[key].astype(float), statistic_of(statistics[metric]))
+            return out, "trials"
     if a["by"] == b["by"] == "seed":
         va = {r["seed"]: {m["metric"]: m["value"] for m in r["metrics"]} for r in a["runs"]}
         vb = {r["seed"]: {m["metric"]: m["value"] for m in r["metrics"]} for r in b["runs"]}
@@ -65,7 +76,8 @@ def pairs(a: dict, b: dict) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], s
         if not seeds:
             raise UserError(f"{a['label']} and {b['label']} share no seed; run both with the same --seed values")
         metrics = [m for m in va[seeds[0]] if all(m in va[s] and m in vb[s] for s in seeds)]
-        return {m: (np.array([va[s][m] for s in seeds]), np.array([vb[s][m] for s in seeds])) for m in metrics}, "seeds"
+        return {m: (np.array([va[s][m] for s in seeds]), np.array([vb[s][m] for s in seeds]), None)
+                for m in metrics}, "seeds"
     raise UserError("compare two runs (folders or run ids) or two suite/variant pairs, not one of each")
 
 
@@ -87,12 +99,15 @@ def higher_is_better(side: dict, metric: str) -> bool:
     return bool(rows[0].get("higher_is_better", True)) if rows else True
 
 
-def paired_test(x: np.ndarray, y: np.ndarray, seed: int = 0) -> dict:
-    """Two-sided paired test of x against y, its effect size and a bootstrap CI of the mean difference."""
+def paired_test(x: np.ndarray, y: np.ndarray, statistic=None, seed: int = 0) -> dict:
+    """Two-sided paired test of x against y, its effect size and a bootstrap CI of the mean difference (with a
+    corpus ``statistic``: of the statistic's difference, its effect the difference over its bootstrap SE)."""
     from scipy.stats import wilcoxon
 
     from eegbench.evaluate.stats import bootstrap_ci, paired_permutation_p
 
+    if statistic is not None:
+        return _corpus_test(x, y, statistic, seed)
     diff = x - y
     out = {"n": len(diff), "difference": float(diff.mean()), "ci": bootstrap_ci(diff, seed=seed)}
     if not np.any(diff):
@@ -106,6 +121,18 @@ def paired_test(x: np.ndarray, y: np.ndarray, seed: int = 0) -> dict:
     sd = diff.std(ddof=1) if len(diff) > 1 else 0.0
     return out | {"test": "paired permutation", "p": p, "effect": float(diff.mean() / sd) if sd else np.inf * np.sign(diff.mean()),
                   "effect_name": "Cohen's d_z"}
+
+
+def _corpus_test(x: np.ndarray, y: np.ndarray, statistic, seed: int) -> dict:
+    from eegbench.evaluate.stats import bootstrap_statistic_ci, statistic_permutation_p, statistic_value
+
+    difference = statistic_value(x, statistic) - statistic_value(y, statistic)
+    lo, hi = bootstrap_statistic_ci(x, statistic, minus=y, seed=seed)
+    p = min(1.0, 2 * min(statistic_permutation_p(x, y, statistic, seed=seed),
+                         statistic_permutation_p(y, x, statistic, seed=seed)))
+    se = (hi - lo) / (2 * 1.959964)
+    return {"n": len(x), "difference": difference, "ci": (lo, hi), "test": "paired permutation (corpus)", "p": p,
+            "effect": difference / se if se else 0.0, "effect_name": "difference / bootstrap SE"}
 
 
 def verdict(metric: str, result: dict, a: str, b: str, unit: str, higher_is_better: bool = True) -> str:
