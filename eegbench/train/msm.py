@@ -123,19 +123,21 @@ class MSMStage(Stage):
 
 
 def val_mse(model, eeg, batch_size: int, seed: int) -> float:
-    """Masked-token MSE of ``model`` on ``eeg`` [n, C, T] in eval mode, with masks drawn from ``seed``.
-
-    The global RNG is left untouched, and the same (eeg, batch_size, seed) gives the same masks.
+    """Masked-token MSE of ``model`` on ``eeg`` [n, C, T] in eval mode, on the runtime's device, with masks drawn
+    on the CPU from ``seed``: the global RNGs are left untouched, and the same (eeg, batch_size, seed) gives the
+    same masks on any device.
     """
     import torch
 
+    device = runtime.current().device
+    g = torch.Generator().manual_seed(seed)
     model.eval()
     total = 0.0
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with torch.no_grad():
         for i in range(0, len(eeg), batch_size):
             batch = eeg[i:i + batch_size]
-            total += model.masked_loss(batch)[0].item() * len(batch)
+            noise = torch.rand(len(batch), model.n_tokens, generator=g)
+            total += model.masked_loss(batch.to(device), noise=noise.to(device))[0].item() * len(batch)
     return total / len(eeg)
 
 
@@ -202,10 +204,12 @@ def write_reconstruction_plot(model, eeg, path: Path, seed: int, title: str) -> 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    device = runtime.current().device
     model.eval()
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        _, pred, mask = model.masked_loss(eeg)
+    with torch.no_grad():
+        noise = torch.rand(len(eeg), model.n_tokens, generator=torch.Generator().manual_seed(seed))
+        _, pred, mask = model.masked_loss(eeg.to(device), noise=noise.to(device))
+    pred, mask = pred.cpu(), mask.cpu()
     tokens = torch.full_like(model.patchify(eeg), float("nan"))
     tokens[mask] = pred.float().reshape(-1, tokens.shape[-1])
     recon = model.unpatchify(tokens).numpy()
