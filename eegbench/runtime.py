@@ -50,6 +50,8 @@ class Runtime:
         cpu = c.device == "cpu" or not torch.cuda.is_available()
         if c.precision == "fp16" and cpu:
             raise UserError("runtime.precision: fp16 needs a CUDA device (loss scaling); use --precision bf16 on CPU")
+        # deterministic kernels on the CPU (they cost nothing there); CUDA's are slower and some ops lack them
+        torch.use_deterministic_algorithms(cpu)
         AcceleratorState._reset_state(reset_partial_state=False)  # one run after another in one process
         GradientState._reset_state()
         # DDP as it comes (no unused-parameter search): every stage's loss reaches every trainable parameter

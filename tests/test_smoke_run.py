@@ -47,6 +47,7 @@ def test_run_folder_holds_everything_a_reader_needs(finished):
     assert not any(n.endswith(".resume.safetensors") or ".tmp-" in n for n in names)
     env = json.loads((outcome.run_dir / "environment.json").read_text())
     assert env["packages"]["torch"].startswith("2.11.0") and env["device"] == "cpu"
+    assert env["reproducibility"]["deterministic_algorithms"] is True and env["torch_threads"] >= 1
     _, meta = Run(outcome.run_dir).load_checkpoint("classify")
     assert meta["selected_on"] == "val"
     assert [r["run_id"] for r in Index(out / "index.sqlite").runs("smoke")] == [outcome.run_dir.name]

@@ -227,8 +227,8 @@ def _edf_files(root: Path, version: str) -> list[Path]:
                         "with --data-root)")
     import glob
 
-    # the glob braindecode uses
-    files = [Path(p) for p in glob.glob(os.path.join(root, f"{version}/**/*.edf"), recursive=True)]
+    # the glob braindecode uses, sorted: the file system's listing order differs from one copy to the next
+    files = sorted(Path(p) for p in glob.glob(os.path.join(root, f"{version}/**/*.edf"), recursive=True))
     if not files:
         raise UserError(f"{root / version}: no .edf files found; expected edf/{{train,eval}}/{{normal,abnormal}}/...")
     return files
@@ -387,7 +387,7 @@ def _reports(folder: Path) -> dict[tuple[str, int], Path]:
         raise UserError(f"{folder}: reports folder not found; set dataset.reports to the folder holding "
                         "the physician reports, one <subject>_s<NNN>.txt per session")
     found = {}
-    for path in folder.rglob("*.txt"):
+    for path in sorted(folder.rglob("*.txt")):
         match = REPORT_NAME.match(path.name)
         if match:
             found[(match["subject"], int(match["session"]))] = path

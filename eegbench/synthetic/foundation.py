@@ -40,6 +40,7 @@ import math
 import re
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -52,7 +53,7 @@ from eegbench.errors import UserError
 if TYPE_CHECKING:
     import torch
 
-FOUNDATION_VERSION = "v1"
+FOUNDATION_VERSION = "v2"  # v2: tokenizers learned by synthetic.bpe (deterministic)
 DONE = "done.json"
 TEXT_WIDTH = 64  # text encoder width = CLIP embedding size = UNet cross_attention_dim
 CONTEXT_LENGTH = 32  # tokens per caption: the text encoder's context is [B, 32, 64]
@@ -229,18 +230,15 @@ def build_tokenizer(captions: list[str], out: Path):
     merges, then ``<|startoftext|>`` and ``<|endoftext|>`` (the largest id, so argmax pooling finds
     it). Padding uses ``<|endoftext|>``, as SD v1.5's tokenizer does.
     """
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from tokenizers import pre_tokenizers
     from transformers import CLIPTokenizer
 
+    from eegbench.synthetic.bpe import learn_merges, word_counts
+
     rules = CLIPTokenizer().backend_tokenizer
-    bpe = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
-    bpe.normalizer, bpe.pre_tokenizer = rules.normalizer, rules.pre_tokenizer
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    trainer = trainers.BpeTrainer(vocab_size=100_000, show_progress=False, end_of_word_suffix="</w>",
-                                  initial_alphabet=alphabet)
-    bpe.train_from_iterator(sorted(set(captions)), trainer)
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m)
-              for m in json.loads(bpe.to_str())["model"]["merges"]]
+    merges = learn_merges(word_counts(sorted(set(captions)), rules.normalizer, rules.pre_tokenizer), alphabet,
+                          suffix="</w>")
     vocab: dict[str, int] = {}
     for token in alphabet + [c + "</w>" for c in alphabet] + [a + b for a, b in merges] + [SOT, EOT]:
         vocab.setdefault(token, len(vocab))
@@ -433,15 +431,21 @@ def train_sd(world_root: Path, recipe: Recipe, out: Path, clip_folder: Path, pro
 
 def build_lm_tokenizer(captions: list[str], out: Path):
     """A GPT-2-style byte-level BPE tokenizer learned on ``captions``, ``<|endoftext|>`` as bos/eos/pad; saved to ``out``."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=LM_VOCAB, min_frequency=2, special_tokens=[EOT], show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    bpe.train_from_iterator(sorted(set(captions)), trainer)
+    from eegbench.synthetic.bpe import learn_merges, word_counts
+
+    split = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    merges = learn_merges(word_counts(sorted(set(captions)), None, split), alphabet, min_frequency=2,
+                          max_merges=LM_VOCAB - 1 - len(alphabet))
+    vocab: dict[str, int] = {}
+    for token in [EOT, *alphabet, *(a + b for a, b in merges)]:
+        vocab.setdefault(token, len(vocab))
+    bpe = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    bpe.pre_tokenizer, bpe.decoder = split, decoders.ByteLevel()
+    bpe.add_special_tokens([AddedToken(EOT, special=True)])
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=EOT, eos_token=EOT, pad_token=EOT,
                                         unk_token=EOT, model_max_length=LM_POSITIONS)
     tokenizer.save_pretrained(out)
@@ -465,11 +469,8 @@ def _lm_batches(tokenizer, captions: list[str]):
 def train_lm(world_root: Path, recipe: Recipe, out: Path, progress: Progress = None) -> dict:
     """Train the tiny GPT-2 on the world's train captions (and their mirrors); save it with its tokenizer."""
     import torch
-    import transformers
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    transformers.utils.logging.set_verbosity_error()  # its saving bars would bury eegbench's output
-    transformers.utils.logging.disable_progress_bar()
     out = Path(out)
     data = world_images(world_root, ("train",), recipe.image_size)
     captions = data.captions + [mirror_caption(c) for c in data.captions]
@@ -549,11 +550,36 @@ def ensure_foundation(world_root: Path, cache_dir: Path, *, scale: str = "ci", p
     return {name: folders[name] for name in names}
 
 
+@contextmanager
+def _quiet():
+    """Silence what a user cannot act on while a world model is built: transformers' "Writing model shards" bars
+    and warnings, and open_clip's "No pretrained weights loaded" (the world's CLIP starts from random weights)."""
+    import logging
+
+    import transformers
+
+    class NoRandomInitWarning(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not record.getMessage().startswith("No pretrained weights loaded")
+
+    quiet = NoRandomInitWarning()
+    verbosity = transformers.utils.logging.get_verbosity()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    logging.getLogger().addFilter(quiet)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeFilter(quiet)
+        transformers.utils.logging.enable_progress_bar()
+        transformers.utils.logging.set_verbosity(verbosity)
+
+
 def _build(folder: Path, build: Callable[[Path], dict], meta: dict) -> None:
     """Run ``build`` into a temp sibling folder, write ``done.json`` there, rename it to ``folder``."""
     from eegbench.track.store import atomic_folder, atomic_write_json
 
-    with atomic_folder(folder, DONE) as tmp:
+    with atomic_folder(folder, DONE) as tmp, _quiet():
         start = time.perf_counter()
         info = build(tmp)
         atomic_write_json(tmp / DONE, {**meta, "seconds": round(time.perf_counter() - start, 2), **info})
