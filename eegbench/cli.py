@@ -6,6 +6,7 @@ so ``eegbench --help`` and ``eegbench list`` stay fast.
 
 from __future__ import annotations
 
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -48,10 +49,14 @@ def run(
     precision: Optional[str] = typer.Option(None, help="fp32 | bf16 | fp16 (runtime.precision; fp16 needs CUDA)."),
     grad_accum: Optional[int] = typer.Option(None, help="Micro-batches per optimiser step (runtime.grad_accum)."),
     seed: Optional[int] = typer.Option(None, help="Seed (default: the suite's)."),
+    seeds: Optional[str] = typer.Option(None, help="Several seeds, each a run: 0,1,2 or a range 0-4 (with "
+                                        "--variant all: every variant x seed; finished runs are reused)."),
     out: Path = typer.Option(Path("runs"), help="Run store folder."),
     force: bool = typer.Option(False, help="Rerun even if a finished run with the same id exists."),
     wandb: Optional[bool] = typer.Option(None, "--wandb/--no-wandb",
                                          help="W&B: offline files in the run folder by default; --wandb online; --no-wandb off."),
+    as_json: bool = typer.Option(False, "--json", help="Print each run's metrics summary (metrics.json) as one JSON "
+                                 "line on stdout instead of the tables and bars, for scripts."),
 ):
     """Run a suite (one variant or all) and print each metric with its CI, control and chance."""
     from eegbench import paths, progress
@@ -79,10 +84,18 @@ def run(
     for name, folder in weights.items():
         if folder is not None and not folder.is_dir():
             raise UserError(f"--{name}-weights {folder}: no such folder; point it at the local {name} model folder")
-    resolved = [config.resolve(suite, variant=v, scale=scale, overrides=overrides, seed=seed,
+    if seed is not None and seeds is not None:
+        raise UserError("--seed and --seeds: give one of them (--seeds 0,1,2 runs each seed)")
+    resolved = [config.resolve(suite, variant=v, scale=scale, overrides=overrides, seed=s,
                                data_root=str(data_root) if data_root else None,
-                               weights={k: str(v) for k, v in weights.items() if v is not None}) for v in names]
+                               weights={k: str(v) for k, v in weights.items() if v is not None})
+                for v in names for s in (parse_seeds(seeds) if seeds is not None else [seed])]
     for cfg in resolved:
+        if as_json:
+            outcome = execute(cfg, out=out, cache_dir=paths.cache_dir(), force=force, wandb=wandb_mode)
+            if is_main_process():
+                print(json.dumps(outcome.metrics, sort_keys=True), flush=True)
+            continue
         console.rule(f"{cfg.suite} / {cfg.variant}  (scale {cfg.scale}, seed {cfg.seed}, run {cfg.hash()})")
         with progress.bars():
             outcome = execute(cfg, out=out, cache_dir=paths.cache_dir(), force=force, wandb=wandb_mode)
@@ -90,6 +103,17 @@ def run(
             console.print("[dim]finished run with this id found; reusing it (--force to rerun)[/dim]")
         print_metrics(outcome.metrics)
         console.print(f"run folder: {outcome.run_dir}")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds``: comma-separated seeds or ranges (``0,1,2``, ``0-4``, ``0-2,7``), in the order given, once each."""
+    out: list[int] = []
+    for part in text.split(","):
+        low, dash, high = part.strip().partition("-")
+        if not low.isdigit() or (dash and not high.isdigit()) or (dash and int(high) < int(low)):
+            raise UserError(f"--seeds {text!r}: {part.strip()!r} is not a seed or a range; write e.g. 0,1,2 or 0-4")
+        out += [s for s in range(int(low), int(high or low) + 1) if s not in out]
+    return out
 
 
 def print_metrics(summary: dict) -> None:
@@ -120,7 +144,7 @@ def print_metrics(summary: dict) -> None:
                 + (f" [dim]({notes[m['note']]})[/dim]" if m.get("note") else ""))
         table.add_row(name, _num(m["value"], m["ci"]), "\n".join(controls), "\n".join(gaps), "\n".join(pvals),
                       _num(m["chance"], m["chance_ci"]), *(["\n".join(reported.get(m["metric"], ["-"]))] if reported else []))
-    console.print(table)
+    print_whole(table)
     if reported:
         console.print(f"[dim]published: {published.source}; {published.setting}; reported, not reproduced[/dim]")
     for note, i in notes.items():
@@ -130,6 +154,16 @@ def print_metrics(summary: dict) -> None:
     if summary.get("skipped"):
         console.print(f"[bold yellow]skipped {len(summary['skipped'])} recording(s)[/bold yellow] (listed in the run's "
                       f"log.txt and metrics.json), first: {summary['skipped'][0]['path']}: {summary['skipped'][0]['reason']}")
+
+
+def print_whole(table: Table) -> None:
+    """Print ``table`` at its natural width where no terminal is attached (a log, CI, a pipe), so no name is cut
+    to fit rich's default 80 columns; in a terminal it fits the terminal as usual."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    natural = console.measure(table, options=console.options.update_width(100_000)).maximum
+    Console(file=console.file, width=max(console.width, natural), quiet=console.quiet).print(table)
 
 
 def _num(value: float, ci, sign: str = "") -> str:
@@ -179,7 +213,7 @@ def compare(
     for m, r in results.items():
         table.add_row(m, str(r["n"]), f"{r['difference']:+.3f} [{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}]", r["test"],
                       f"{r['p']:.4f}", f"{r['effect_name']} {r['effect']:.2f}")
-    console.print(table)
+    print_whole(table)
     for m, r in results.items():
         console.print(cmp.verdict(m, r, "A", "B", unit, cmp.higher_is_better(a, m)), soft_wrap=True)
 
@@ -264,7 +298,7 @@ def check(
         now = "-" if r["new"] is None else f"{r['new']:.3f}"
         change = "-" if r["new"] is None else f"{r['new'] - r['ref']:+.3f}"
         table.add_row(r["suite"], r["what"], f"{r['ref']:.3f}", now, change, f"{r['tolerance']:.3f}", r["status"])
-    console.print(table)
+    print_whole(table)
     raise typer.Exit(1)
 
 
@@ -283,7 +317,7 @@ def list_(kind: Optional[str] = typer.Argument(None, help="One of: " + ", ".join
         table.add_column("summary")
         for entry in reg:
             table.add_row(entry.name, entry.summary)
-        console.print(table)
+        print_whole(table)
 
 
 @app.command()
@@ -403,7 +437,7 @@ def print_scores(title: str, result: dict, notes: list[str], json_out: Optional[
         table.add_column(col)
     for m in result["metrics"]:
         table.add_row(m["metric"], _num(m["value"], m["ci"]), _num(m["chance"], m["chance_ci"]))
-    console.print(table)
+    print_whole(table)
     for line in notes:
         console.print(line, style="dim", soft_wrap=True, markup=False, highlight=False)
     if json_out is not None:

@@ -41,12 +41,16 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
 
 
 def callback(description: str):
-    """A ``(done, total)`` callback driving one bar, for code that reports its own progress."""
+    """A ``(done, total)`` callback driving one bar, for code that reports its own progress; the bar appears at
+    the first report, so work that turns out to be cached (a world or model already built) shows none."""
     if _progress is None:
         return None
-    task = _progress.add_task(description, total=None)
+    task = None
 
     def update(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            task = _progress.add_task(description, total=total)
         _progress.update(task, completed=done, total=total)
 
     return update

@@ -1,5 +1,6 @@
 """The command line: listings, resolved configs, and bad input as one line with exit code 2."""
 
+import json
 import re
 import shutil
 import sys
@@ -119,3 +120,58 @@ def test_data_prepare_generates_a_world_and_reads_it_back(monkeypatch, capsys, c
 def test_data_prepare_rejects_unknown_keys(monkeypatch, capsys):
     code, _, err = invoke(monkeypatch, capsys, "data", "prepare", "imagenet-eeg", "--set", "world.clases=3")
     assert code == 2 and "--set: world.clases: unknown key; did you mean 'classes'" in err
+
+
+@pytest.mark.parametrize("text, seeds", [("0,1,2", [0, 1, 2]), ("0-3", [0, 1, 2, 3]), ("2,0-1,2", [2, 0, 1])])
+def test_seeds_lists_and_ranges(text, seeds):
+    assert cli.parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seeds", "0-x"], "--seeds '0-x'"),
+    (["--seeds", "3-1"], "--seeds '3-1'"),
+    (["--seeds", "0,1", "--seed", "2"], "--seed and --seeds"),
+])
+def test_bad_seeds_exit_2_with_one_line(monkeypatch, capsys, tmp_path, args, message):
+    code, _, err = invoke(monkeypatch, capsys, "run", "--suite", "smoke", "--scale", "ci", "--out", str(tmp_path), *args)
+    assert code == 2 and message in err and err.count("\n") == 1 and not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_seeds_run_each_seed_and_json_prints_only_the_summaries(monkeypatch, capsys, tmp_path):
+    """Two short smoke runs, one per seed; with --json stdout holds one metrics summary per line and nothing else.
+    Run again, the finished runs are reused and print the same lines."""
+    args = ["run", "--suite", "smoke", "--scale", "ci", "--seeds", "0-1", "--set", "stages.classify.epochs=1",
+            "--out", str(tmp_path), "--no-wandb", "--json"]
+    code, out, _ = invoke(monkeypatch, capsys, *args)
+    lines = out.splitlines()
+    summaries = [json.loads(line) for line in lines]
+    assert code == 0 and [s["seed"] for s in summaries] == [0, 1]
+    assert all(s["metrics"][0]["metric"] == "nway_top1" for s in summaries)
+    assert len({s["run_id"] for s in summaries}) == 2
+    code, again, _ = invoke(monkeypatch, capsys, *args)
+    assert code == 0 and again.splitlines() == lines
+
+
+def test_a_table_prints_whole_without_a_terminal(monkeypatch, capsys):
+    """In a log (no TTY) rich would cut names to fit 80 columns; the metric table keeps them whole."""
+    long = "image_nway_top1_oracle_with_a_long_name"
+    summary = {"suite": "smoke", "variant": "default", "metrics": [{
+        "metric": long, "split": "test", "n": 119, "value": 0.5, "ci": [0.4, 0.6], "chance": 0.1,
+        "chance_ci": [0.05, 0.16], "controls": [{"name": "shuffled_eeg_control_with_a_long_name", "value": 0.1,
+                                                 "ci": [0.05, 0.15], "gap": 0.4, "gap_ci": [0.3, 0.5],
+                                                 "p_vs_control": 0.0001}]}]}
+    assert not cli.console.is_terminal
+    cli.print_metrics(summary)
+    out = capsys.readouterr().out
+    assert long in out and "shuffled_eeg_control_with_a_long_name" in out and "…" not in out
+
+
+def test_a_progress_bar_appears_only_once_work_is_reported():
+    """A world or model found in the cache reports no progress, and so shows no bar (no '0/?' with a clock)."""
+    from eegbench import progress
+
+    with progress.bars():
+        cached, built = progress.callback("generating synthetic world"), progress.callback("building")
+        built(1, 4)
+        assert [task.description for task in progress._progress.tasks] == ["building"]
