@@ -75,6 +75,27 @@ def test_pooling_over_seeds_marks_and_borda_with_coverage(index):
     assert {(p["variant"], p["value"], p["definition"]) for p in board.published} >= {("default", 0.458, "dreamdiffusion")}
 
 
+def test_each_variant_is_paired_with_the_default_seed_by_seed(index):
+    """no-msm shares seeds 0 and 1 with the default: differences -0.10 and -0.10 on n-way (no spread, so no
+    t-test), -0.09 and -0.13 on SSIM; no-clip shares seed 0 only: a difference without an interval."""
+    from scipy.stats import ttest_1samp
+
+    board = leaderboard.build(index, "dreamdiffusion")
+    versus = {(d["variant"], d["metric"]): d for d in board.scales["ci"]["versus_default"]}
+    assert set(versus) == {("no-msm", "image_nway_top1"), ("no-msm", "image_ssim_2way"), ("no-clip", "image_nway_top1")}
+    ssim = versus[("no-msm", "image_ssim_2way")]
+    diffs = [0.51 - 0.60, 0.49 - 0.62]
+    half = 12.7062 * np.std(diffs, ddof=1) / np.sqrt(2)  # t(0.975, 1)
+    assert ssim["seeds"] == 2 and ssim["difference"] == pytest.approx(np.mean(diffs))
+    assert ssim["ci_high"] == pytest.approx(np.mean(diffs) + half, abs=1e-4)
+    assert ssim["p"] == pytest.approx(ttest_1samp(diffs, 0).pvalue)
+    assert np.isnan(versus[("no-msm", "image_nway_top1")]["p"])
+    one = versus[("no-clip", "image_nway_top1")]
+    assert one["seeds"] == 1 and one["difference"] == pytest.approx(-0.05) and np.isnan(one["ci_low"])
+    md = leaderboard.markdown(board)
+    assert "### Against the default, paired by seed" in md and "| default | 3.0 | 2/2 | 3 (0, 1, 2) |" in md
+
+
 def test_a_published_number_stands_beside_ours_only_under_the_same_definition(index, tmp_path):
     board = leaderboard.build(index, "dreamdiffusion")
     rows = {(r["variant"], r["metric"]): r for r in board.scales["ci"]["rows"]}

@@ -11,6 +11,9 @@ For each suite and scale, the runs of each variant's latest configuration (any s
 - variants are ranked by Borda count over the metrics they share (probes excluded): on each metric
   a variant earns one point per variant it beats in the metric's direction (ties share). Only
   variants scored on every metric get a rank; the others show their coverage instead of a silent rank;
+- each variant is paired with the default seed by seed: per metric, the mean of the per-seed differences
+  (variant minus default) with its 95% t-interval over seeds and a paired t-test's two-sided p (with
+  one shared seed there is no interval: ``eegbench compare`` tests that pair trial by trial);
 - published numbers from ``baselines/<suite>.yaml`` stand in their own table, marked
   "reported, not reproduced", with the definition each was computed with; beside a measured row
   they appear only when that row's metric definition is the same, else the row says
@@ -73,7 +76,8 @@ def build(index: Index, suite: str) -> Board:
         rows = [_pool(variant, metric, group, controls)
                 for (variant, metric), group in _groups(scores, kept).items()]
         board.scales[scale] = {"rows": rows, "ranking": _borda(rows), "runs": kept, "hidden": hidden,
-                               "metrics": list(dict.fromkeys(r["metric"] for r in rows))}
+                               "metrics": list(dict.fromkeys(r["metric"] for r in rows)),
+                               "versus_default": _versus_default(scores, kept, {r["metric"]: r for r in rows})}
     published = baselines.load(suite)
     if published:
         board.published = [{"variant": r.variant, "metric": r.metric, "value": r.value, "definition": r.definition,
@@ -146,6 +150,35 @@ def _pool(variant: str, metric: str, group: list[dict], controls: list[dict]) ->
     return row
 
 
+def _versus_default(scores: list[dict], kept: dict[str, list[dict]], directions: dict[str, dict]) -> list[dict]:
+    """Each variant against the default, paired by seed: per metric (probes aside), the mean per-seed difference
+    (variant minus default), its 95% t-interval over the shared seeds and the paired t-test's two-sided p."""
+    from scipy.stats import ttest_1samp
+
+    if "default" not in kept:
+        return []
+    seed_of = {r["run_id"]: (variant, r["seed"]) for variant, runs in kept.items() for r in runs}
+    value: dict[tuple[str, str], dict[int, float]] = {}
+    for s in scores:
+        if s["run_id"] in seed_of and s["split"] == "test" and not s["metric"].startswith("probe:"):
+            variant, seed = seed_of[s["run_id"]]
+            value.setdefault((variant, s["metric"]), {})[seed] = s["value"]
+    out = []
+    for variant in kept:
+        for metric in directions:
+            mine, base = value.get((variant, metric)), value.get(("default", metric))
+            shared = sorted(set(mine or ()) & set(base or ()))
+            if variant == "default" or not shared:
+                continue
+            diffs = [mine[seed] - base[seed] for seed in shared]
+            low, high, _ = interval(diffs, None)
+            p = float(ttest_1samp(diffs, 0.0).pvalue) if not np.allclose(diffs, diffs[0], rtol=0, atol=1e-12) else np.nan
+            out.append({"variant": variant, "metric": metric, "seeds": len(shared), "difference": float(np.mean(diffs)),
+                        "ci_low": low, "ci_high": high, "p": p,
+                        "higher_is_better": directions[metric]["higher_is_better"]})
+    return out
+
+
 def _borda(rows: list[dict]) -> list[dict]:
     """Variants by Borda count over the metrics (probes excluded), each in its direction; rank only for
     full coverage."""
@@ -193,6 +226,19 @@ def _cells(row: dict) -> dict[str, str]:
     }
 
 
+def _seeds(runs: list[dict]) -> str:
+    """How many seeds, and which: ``3 (0, 1, 2)``."""
+    return f"{len(runs)} ({', '.join(str(r['seed']) for r in sorted(runs, key=lambda r: r['seed']))})"
+
+
+def _versus_cells(d: dict) -> dict[str, str]:
+    interval_ = (f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]" if np.isfinite(d["ci_low"])
+                 else "(one seed: `eegbench compare` pairs its trials)")
+    return {"variant": d["variant"], "metric": d["metric"] + ("" if d["higher_is_better"] else " (lower is better)"),
+            "seeds paired": str(d["seeds"]), "difference to default [95% CI over seeds]": f"{d['difference']:+.3f} "
+            + interval_, "p (paired t, two-sided)": "-" if not np.isfinite(d["p"]) else f"{d['p']:.4f}"}
+
+
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     clean = [[str(c).replace("|", "\\|") for c in r] for r in rows]
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in clean]
@@ -211,9 +257,13 @@ def markdown(board: Board) -> str:
             lines += [f"{part['hidden']} older run(s) of other configurations are not shown.", ""]
         lines += ["### Ranking", ""] + _md_table(["rank", "variant", "Borda points", "coverage", "seeds"], [
             [str(r["rank"]) if r["rank"] else "not ranked", r["variant"], _num(r["borda"], 1), r["coverage"],
-             ", ".join(str(x["seed"]) for x in part["runs"][r["variant"]])] for r in part["ranking"]]) + [""]
+             _seeds(part["runs"][r["variant"]])] for r in part["ranking"]]) + [""]
         cells = [_cells(r) for r in part["rows"]]
         lines += ["### Metrics", ""] + (_md_table(list(cells[0]), [list(c.values()) for c in cells]) if cells else []) + [""]
+        versus = [_versus_cells(d) for d in part["versus_default"]]
+        if versus:
+            lines += ["### Against the default, paired by seed", ""] + _md_table(
+                list(versus[0]), [list(c.values()) for c in versus]) + [""]
     if board.published:
         lines += ["## Published (reported, not reproduced)", "", board.published_source, ""] + _md_table(
             ["variant", "metric", "value", "definition", "tag", "note"],
@@ -332,10 +382,11 @@ def page(board: Board) -> str:
              "use the same metric definition.</p>"]
     for scale, part in board.scales.items():
         parts.append(f"<h2>scale {esc(scale)}</h2><h3>Ranking</h3><table id='ranking-{esc(scale)}'><tr><th>rank</th>"
-                     "<th>variant</th><th>Borda points</th><th>coverage</th></tr>")
+                     "<th>variant</th><th>Borda points</th><th>coverage</th><th>seeds</th></tr>")
         for r in part["ranking"]:
             parts.append(f"<tr><td>{r['rank'] or 'not ranked'}</td><td>{esc(r['variant'])}</td>"
-                         f"<td>{_num(r['borda'], 1)}</td><td>{r['coverage']}</td></tr>")
+                         f"<td>{_num(r['borda'], 1)}</td><td>{r['coverage']}</td>"
+                         f"<td>{esc(_seeds(part['runs'][r['variant']]))}</td></tr>")
         parts.append("</table><h3>Metrics</h3>")
         cells = [_cells(r) for r in part["rows"]]
         if cells:
@@ -347,6 +398,12 @@ def page(board: Board) -> str:
             parts.append("</table>")
             parts.append(f"<h3>Metric by variant</h3><img alt='metrics' src='data:image/png;base64,"
                          f"{metric_plot(part['rows'], part['metrics'])}'>")
+        versus = [_versus_cells(d) for d in part["versus_default"]]
+        if versus:
+            parts.append(f"<h3>Against the default, paired by seed</h3><table id='versus-{esc(scale)}'><tr>"
+                         + "".join(f"<th>{esc(h)}</th>" for h in versus[0]) + "</tr>"
+                         + "".join("<tr>" + "".join(f"<td>{esc(v.replace('`', ''))}</td>" for v in c.values()) + "</tr>"
+                                   for c in versus) + "</table>")
         curves = learning_curves(part["runs"])
         if curves:
             parts.append(f"<h3>Learning curves</h3><img alt='learning curves' src='data:image/png;base64,{curves}'>")
