@@ -6,7 +6,7 @@ PY := .venv/bin/python
 export EEGBENCH_CACHE ?= $(CURDIR)/.cache
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup run test check bench
+.PHONY: setup run test check bench leaderboards
 
 $(UV):
 	python3 -m venv $(BOOT)
@@ -23,6 +23,15 @@ test: setup  ## the test suite
 
 check: setup  ## regression check: every suite at ci scale against leaderboards/*.ci.reference.json
 	.venv/bin/eegbench check --suite all --scale ci $(CHECK_ARGS)
+
+SUITES := smoke dreamdiffusion eegclip multitask thought2text
+SEEDS ?= 0-2
+BOARD_RUNS ?= runs/leaderboards
+leaderboards: setup  ## every suite x variant x seed at ci on the synthetic worlds, then leaderboards/<suite>.*
+	for suite in $(SUITES); do \
+	  .venv/bin/eegbench run --suite $$suite --scale ci --variant all --seeds $(SEEDS) --out $(BOARD_RUNS) --no-wandb \
+	    || exit 1; done
+	.venv/bin/eegbench leaderboard --out $(BOARD_RUNS) --dest leaderboards
 
 bench: setup  ## print the speed and size figures the issues ask for
 	$(PY) scripts/bench_foundation.py
