@@ -136,6 +136,14 @@ def precheck(stages: list, evaluations: dict, pretrained: Pretrained | None, dat
             evaluate.precheck(ctx)
 
 
+def independent(scored: dict, data, trials) -> dict:
+    """``scored`` with the dataset's independent units of ``trials`` as its ``groups`` (and their ``unit``), unless
+    the evaluation grouped its items itself or they are not the trials (e.g. one score per recording)."""
+    if "groups" not in scored and hasattr(data, "units") and len(scored["per_trial"]) == len(trials):
+        scored["groups"], scored["unit"] = data.units(trials)
+    return scored
+
+
 def score(cfg: Resolved, stage, model, data, run: Run, ctx: EvalContext, evaluations: dict,
           on_metrics=lambda metrics: None) -> list[dict]:
     """Every evaluation on test predictions, real and under each control, then every probe.
@@ -182,14 +190,15 @@ def score(cfg: Resolved, stage, model, data, run: Run, ctx: EvalContext, evaluat
             run.write_bytes(f"figures/{file}", png)
         for metric, scored in _parts(name, outputs).items():
             real = scored.pop("real")
+            independent(real, data, ctx.trials)
             metrics.append(metric_record(metric, "test", real, {**scored, **real.get("controls", {})}, seed=cfg.seed,
                                          higher_is_better=direction))
             per_trial |= {f"{metric}/{key}": np.asarray(s["per_trial"]) for key, s in {"real": real, **scored}.items()}
-            if "groups" in real:
+            if real.get("groups") is not None:
                 per_trial[f"{metric}/groups"] = np.asarray(real["groups"])
         on_metrics(metrics)
     for name in cfg.probes:
-        scored = registry.probes.get(name)(data, seed=cfg.seed)
+        scored = independent(registry.probes.get(name)(data, seed=cfg.seed), data, ctx.trials)
         record = metric_record(f"probe:{name}", "test", scored, {}, seed=cfg.seed)
         if record["ci"][0] > record["chance_ci"][1]:
             record["warning"] = (f"the {name} probe decodes above chance from confound-only features; "

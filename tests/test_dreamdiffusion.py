@@ -13,6 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from eegbench import config  # noqa: E402
 from eegbench.errors import UserError  # noqa: E402
 from eegbench.runner import execute  # noqa: E402
+from eegbench.synthetic.foundation import FOUNDATION_VERSION  # noqa: E402
 from eegbench.track.store import Index, Run  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -161,7 +162,7 @@ def test_real_data_without_weights_names_the_flags(finished, cache_dir, tmp_path
     ("judge", "config.json", "vit_h_14.pth"),
 ])
 def test_a_damaged_weights_folder_names_the_missing_file(finished, cache_dir, tmp_path, model, remove, named):
-    source = next((cache_dir / "foundation").glob("images-*-tiny-v1")) / model
+    source = next((cache_dir / "foundation").glob(f"images-*-tiny-{FOUNDATION_VERSION}")) / model
     broken = tmp_path / model
     shutil.copytree(source, broken)
     (broken / remove).unlink()
@@ -178,7 +179,7 @@ def test_missing_stimulus_images_stop_the_run_before_training(finished, cache_di
     shutil.copytree(world, real, ignore=shutil.ignore_patterns("world.json"))
     victim = sorted((real / "images").rglob("*.JPEG"))[0]
     victim.unlink()
-    foundation = next((cache_dir / "foundation").glob("images-*-tiny-v1"))
+    foundation = next((cache_dir / "foundation").glob(f"images-*-tiny-{FOUNDATION_VERSION}"))
     cfg = config.resolve("dreamdiffusion", scale="ci", data_root=str(real), overrides=TINY,
                          weights={m: str(foundation / m) for m in ("sd", "clip", "judge")})
     with pytest.raises(UserError, match=re.escape(f"{victim}: stimulus image not found")):

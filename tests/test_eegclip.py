@@ -9,10 +9,12 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from eegbench import config, registry
+from eegbench.data.tuab import Recordings
 from eegbench.errors import UserError
 from eegbench.evaluate.eegclip import balanced
 from eegbench.evaluate.stats import bootstrap_ci, weighted_mean
@@ -57,10 +59,11 @@ def test_every_evaluation_reports_parts_with_chance_and_controls(finished):
             assert m["chance"] == 0.5 and "balanced accuracy" in m["note"]
     assert [c["name"] for c in metrics["linear_probe/age"]["controls"]] == ["shuffled_eeg", "noise_eeg", "label_permutation"]
     assert metrics["retrieval/recall@1"]["chance"] == pytest.approx(1 / metrics["retrieval/recall@1"]["n"])
-    for t in TASKS:  # the same recordings, scored per window: the CI resamples them, not their windows
+    for t in TASKS:  # the same recordings, scored per window: the CI resamples the same units, not windows
         window, recording = metrics[f"zero_shot_window/{t}"], metrics[f"zero_shot/{t}"]
         assert (window["definition"], recording["definition"]) == ("per-window", "per-recording")
-        assert window["n_groups"] == recording["n"] < window["n"] and "n_groups" not in recording
+        assert window["n_groups"] == recording["n_groups"] <= recording["n"] < window["n"]
+        assert window["unit"] == recording["unit"] and window["unit"] in window["note"]
     assert {m["definition"] for n, m in metrics.items() if not n.startswith("zero_shot_window")} == {"per-recording"}
     assert all(m["higher_is_better"] is True for m in metrics.values())
     assert finished.metrics["skipped"] == []
@@ -101,6 +104,8 @@ def test_zero_shot_window_is_the_authors_per_window_balanced_accuracy_with_recor
 
     class Data:
         recording = np.repeat(np.arange(6), 5)  # 6 recordings x 5 windows
+        table = pd.DataFrame({"subject": [f"s{i}" for i in range(6)]})  # one each: too few subjects to resample
+        recording_units = Recordings.recording_units
 
         def task(self, task):
             return labels
@@ -153,14 +158,14 @@ def test_the_suite_scores_zero_shot_both_ways_and_the_published_zero_shot_is_per
 
 
 def test_retrieval_ranks_distinct_reports_and_counts_ties_against():
-    import pandas as pd
-
     from eegbench.evaluate.context import EvalContext
     from eegbench.evaluate.eegclip import RetrievalArgs, retrieval
 
     class Data:
-        table = pd.DataFrame({"report_path": ["a", "a", "b", "c"], "text": ["x", "x", "y", "z"]})
+        table = pd.DataFrame({"report_path": ["a", "a", "b", "c"], "text": ["x", "x", "y", "z"],
+                              "subject": ["s0", "s0", "s1", "s2"]})
         recording = np.array([0, 0, 1, 2, 3])
+        recording_units = Recordings.recording_units
 
     class Stage:
         def embed_text(self, model, texts):

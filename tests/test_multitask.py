@@ -12,6 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from eegbench import config  # noqa: E402
 from eegbench.errors import UserError  # noqa: E402
 from eegbench.runner import execute  # noqa: E402
+from eegbench.synthetic.foundation import FOUNDATION_VERSION  # noqa: E402
 from eegbench.track.store import RUNNING, Run  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -151,7 +152,7 @@ def test_thought2text_encoder_must_have_the_clip_width(cache_dir, tmp_path):
 
 
 def foundation_folder(cache_dir, model):
-    return next((cache_dir / "foundation").glob("images-*-tiny-v1")) / model
+    return next((cache_dir / "foundation").glob(f"images-*-tiny-{FOUNDATION_VERSION}")) / model
 
 
 @pytest.mark.parametrize("model, remove, named", [

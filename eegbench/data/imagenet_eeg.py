@@ -72,6 +72,21 @@ class Trials:
                             "add them, or pass a complete file with dataset.captions")
         return [self.captions[n] for n in names]
 
+    def units(self, trials: np.ndarray) -> tuple[np.ndarray | None, str]:
+        """``(groups, description)``: the units CIs and tests resample for ``trials``. Subjects, all of a subject's
+        trials together, when there are ``MIN_UNITS`` of them; else, where an image repeats (one trial per
+        subject), images, all of an image's trials together, the subjects held fixed; else the trials."""
+        from eegbench.data import MIN_UNITS
+
+        subjects, images = self.subject[trials], self.image[trials]
+        n_subjects, n_images = len(np.unique(subjects)), len(np.unique(images))
+        if n_subjects >= MIN_UNITS:
+            return subjects, f"{n_subjects} subjects, each with all its trials"
+        held = f"the {n_subjects} subject{'s' if n_subjects > 1 else ''} held fixed"
+        if n_images < len(trials):
+            return images, f"{n_images} images, each with all its trials ({held})"
+        return None, f"{len(trials)} trials, one per image ({held})"
+
     def image_path(self, i: int) -> Path:
         """Stimulus file of trial ``i``: ``image_root/<wnid>/<name>.JPEG``."""
         if self.image_root is None:

@@ -87,6 +87,21 @@ class Recordings:
         """Window-level pathology (0 normal, 1 abnormal)."""
         return self.task("pathological")[self.recording]
 
+    def units(self, windows: np.ndarray) -> tuple[np.ndarray, str]:
+        """``(groups, description)``: the units CIs and tests resample for ``windows``: subjects, every window of
+        every recording of a subject together, when there are ``MIN_UNITS`` of them; else recordings."""
+        return self.recording_units(self.recording[windows])
+
+    def recording_units(self, rows: np.ndarray) -> tuple[np.ndarray, str]:
+        """:meth:`units` of items that are recordings (rows of ``table``), e.g. per-recording scores."""
+        from eegbench.data import MIN_UNITS
+
+        subjects = self.table["subject"].to_numpy()[rows]
+        n_subjects, n_recordings = len(np.unique(subjects)), len(np.unique(rows))
+        if n_subjects >= MIN_UNITS:
+            return subjects, f"{n_subjects} subjects, each with all its recordings"
+        return rows, f"{n_recordings} recordings (the {n_subjects} subjects held fixed)"
+
     def task(self, name: str) -> np.ndarray:
         """Per-recording 0/1 labels of a task in ``TASKS``; -1 where unknown (age or gender missing)."""
         if name not in TASKS:

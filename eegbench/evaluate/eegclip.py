@@ -2,11 +2,11 @@
 
 Definition "per-recording" (every evaluation but ``zero_shot_window``): window outputs are averaged per
 recording and thresholded. Balanced accuracy is the mean of per-recording correctness weighted by
-1 / (size of the recording's class), so the bootstrap CI and the paired tests resample recordings as
-for any per-trial metric. Definition "per-window" (``zero_shot_window``, the authors' zero-shot code):
-each window is classified alone and balanced accuracy is taken over windows (weights 1 / windows of the
-class); its windows carry their recording as ``groups``, so the CI and the paired tests still resample
-recordings, all of a recording's windows together. Chance is 0.5 for every task
+1 / (size of the recording's class). Definition "per-window" (``zero_shot_window``, the authors' zero-shot
+code): each window is classified alone and balanced accuracy is taken over windows (weights 1 / windows
+of the class). Either way the items carry the dataset's independent units as ``groups``
+(``Recordings.recording_units``: subjects, all of a subject's recordings and windows together), so
+the bootstrap CI and the paired tests resample subjects, not recordings or windows. Chance is 0.5 for every task
 (retrieval: k over the number of candidate reports). Probes are fitted on the training recordings' windows with C chosen on
 validation recordings; test recordings are only ever predicted.
 """
@@ -24,7 +24,7 @@ from eegbench.evaluate.stats import class_balance_weights, weighted_mean
 
 NOTE = "recording-level balanced accuracy (window outputs averaged per recording), chance 0.5"
 WINDOW_NOTE = ("window-level balanced accuracy (per window the nearer class prompt wins; EEG-CLIP's zero-shot code), "
-               "chance 0.5; CIs and p-values resample recordings, all of a recording's windows together")
+               "chance 0.5")
 C_GRID = (0.01, 0.1, 1.0, 10.0)
 
 
@@ -103,8 +103,9 @@ def task_score(window_scores: np.ndarray, recording: np.ndarray, threshold: floa
     rows, means = recording_means(window_scores, recording)
     y = data.task(task)[rows]
     known = y >= 0
+    groups, unit = data.recording_units(rows[known])
     return {**balanced(y[known], (means[known] > threshold).astype(int)), "chance": 0.5, "note": NOTE,
-            "definition": "per-recording"}
+            "definition": "per-recording", "groups": groups, "unit": unit}
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -189,7 +190,8 @@ def zero_shot_window(predictions: dict, ctx, args: ZeroShotArgs) -> dict:
         y = ctx.data.task(task)[recording]
         known = y >= 0
         predicted = (emb @ protos[1] >= emb @ protos[0]).astype(int)
-        parts[task] = {**balanced(y[known], predicted[known]), "groups": recording[known], "chance": 0.5,
+        groups, unit = ctx.data.recording_units(recording[known])
+        parts[task] = {**balanced(y[known], predicted[known]), "groups": groups, "unit": unit, "chance": 0.5,
                        "note": WINDOW_NOTE, "definition": "per-window"}
     return {"parts": parts}
 
@@ -228,10 +230,10 @@ def few_shot(predictions: dict, ctx, args: FewShotArgs) -> dict:
                 clf = _fit(features[mask], recording[mask], data.task(task), args.C, ctx.seed)
                 scored = task_score(_prob(clf, predictions["embeddings"]), test_recording, 0.5, data, task)
                 runs.append(scored["per_trial"])
-                weights = scored["weights"]
+                weights, units = scored["weights"], {k: scored[k] for k in ("groups", "unit")}
                 draws.append(weighted_mean(scored["per_trial"], weights))
             parts[f"{task}@{fraction * 100:g}%"] = {
-                "per_trial": np.mean(runs, axis=0), "weights": weights, "chance": 0.5, "draws": draws,
+                "per_trial": np.mean(runs, axis=0), "weights": weights, **units, "chance": 0.5, "draws": draws,
                 "definition": "per-recording",
                 "note": f"{NOTE}; mean of {args.seeds} draws of training subjects; the CI is over test recordings, "
                         "the draws' spread is in the learning curve"}
@@ -276,9 +278,10 @@ def retrieval(predictions: dict, ctx, args: RetrievalArgs) -> dict:
     sim = eeg @ text.T
     mine = sim[np.arange(len(rows)), own][:, None]
     rank = (sim > mine).sum(1) + (sim == mine).sum(1) - 1
+    groups, unit = ctx.data.recording_units(rows)
     return {"parts": {f"recall@{k}": {"per_trial": (rank < k).astype(float), "chance": min(1.0, k / len(reports)),
                                       "note": f"EEG-to-report retrieval among {len(reports)} test reports",
-                                      "definition": "per-recording"}
+                                      "definition": "per-recording", "groups": groups, "unit": unit}
                       for k in args.ks}}
 
 

@@ -18,8 +18,9 @@ def metric_record(name: str, split: str, scored: dict, controls: dict[str, dict]
     accuracy) and a ``"note"`` on how it was computed. A corpus metric (corpus BLEU) gives ``"statistic"``: its
     ``per_trial`` (and chance's, and each control's) are per-trial sufficient statistics ``[N, k]`` and the value is
     ``statistic`` of their column sums; its CIs resample trials and its p-values swap trials' rows, as for means.
-    Per-trial ``"groups"`` (e.g. each window's recording) make CIs, p-values and the chance interval
-    resample and count whole groups (``evaluate.stats``). A ``"definition"`` names the metric definition.
+    Per-trial ``"groups"`` (the dataset's independent units: subjects, repeated images, recordings) make CIs,
+    p-values and the chance interval resample and count whole groups (``evaluate.stats``), for corpus
+    statistics too; ``"unit"`` describes them, and the note says what was resampled. A ``"definition"`` names the metric definition.
     Each control gets the gap (real minus control) with a paired bootstrap CI, and a p-value that the
     real predictions beat it in the metric's direction (paired permutation test): above the control
     when ``higher_is_better``, below it otherwise.
@@ -37,9 +38,9 @@ def metric_record(name: str, split: str, scored: dict, controls: dict[str, dict]
         def value(x):
             return statistic_value(x, statistic)
         def ci(x, minus=None):
-            return bootstrap_statistic_ci(x, statistic, minus=minus, seed=seed)
+            return bootstrap_statistic_ci(x, statistic, minus=minus, groups=groups, seed=seed)
         def p(x, y):
-            return statistic_permutation_p(x, y, statistic, seed=seed)
+            return statistic_permutation_p(x, y, statistic, groups=groups, seed=seed)
     n = len(values)
     record = {"metric": name, "split": split, "n": n, "value": value(values), "ci": list(ci(values)),
               "higher_is_better": higher_is_better}
@@ -56,8 +57,11 @@ def metric_record(name: str, split: str, scored: dict, controls: dict[str, dict]
         chance_ci = chance_interval(scored["chance"], effective_n(n, weights, groups))
         record |= {"chance": scored["chance"], "chance_ci": list(chance_ci)}
     record["controls"] = []
-    if scored.get("note"):
-        record["note"] = scored["note"]
+    if scored.get("unit"):
+        record["unit"] = scored["unit"]
+    note = "; ".join(filter(None, (scored.get("note"), scored.get("unit") and f"CIs and p-values resample {scored['unit']}")))
+    if note:
+        record["note"] = note
     for control, out in controls.items():
         ctrl = np.asarray(out["per_trial"], dtype=float)
         entry = {"name": control, "value": value(ctrl), "ci": list(ci(ctrl)), "gap": value(values) - value(ctrl),

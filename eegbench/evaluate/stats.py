@@ -1,9 +1,11 @@
 """Statistics printed beside every number: bootstrap CIs, chance intervals, permutation tests.
 
-Trials are independent unless ``groups`` say otherwise: with ``groups`` (e.g. the recording of each
-EEG-CLIP window) the bootstrap resamples whole groups, the permutation test flips the sign of a whole
-group's differences, and the effective sample size counts groups, so windows of one recording never
-pass for independent evidence. Without groups every trial is its own group (the same draws).
+Trials are independent unless ``groups`` say otherwise: with ``groups`` (the units a dataset names as
+independent: subjects, images shown to several subjects, recordings; ``data.MIN_UNITS``) the bootstrap
+resamples whole groups, the permutation test flips the sign (or swaps the rows) of a whole group's
+trials at once, and the effective sample size counts groups, so trials of one subject or windows of
+one recording never pass for independent evidence. Without groups every trial is its own group (the
+same draws).
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ def class_balance_weights(y: np.ndarray) -> np.ndarray:
 
 
 def group_sums(values: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
-    """Per-group sums of per-trial ``values`` (groups in sorted order); ``values`` itself without groups."""
+    """Per-group sums of per-trial ``values`` ``[N, ...]`` (groups in sorted order); ``values`` itself without groups."""
     values = np.asarray(values, dtype=float)
     if groups is None:
         return values
     _, inverse = np.unique(np.asarray(groups), return_inverse=True)
-    return np.bincount(inverse, weights=values)
+    sums = np.zeros((inverse.max() + 1, *values.shape[1:]))
+    np.add.at(sums, inverse, values)
+    return sums
 
 
 def effective_n(n: int, weights: np.ndarray | None = None, groups: np.ndarray | None = None) -> float:
@@ -100,24 +104,28 @@ def statistic_value(rows: np.ndarray, statistic) -> float:
     return float(statistic(np.asarray(rows, dtype=float).sum(axis=0)))
 
 
-def bootstrap_statistic_ci(rows: np.ndarray, statistic, *, minus: np.ndarray | None = None, n_boot: int = 2000,
-                           seed: int = 0, alpha: float = ALPHA) -> tuple[float, float]:
-    """Percentile bootstrap CI of a corpus metric (:func:`statistic_value`), resampling trials: the same
-    resamples as :func:`bootstrap_ci`. With ``minus``, of the paired gap statistic(rows) - statistic(minus)."""
-    rows = np.asarray(rows, dtype=float)
+def bootstrap_statistic_ci(rows: np.ndarray, statistic, *, minus: np.ndarray | None = None,
+                           groups: np.ndarray | None = None, n_boot: int = 2000, seed: int = 0,
+                           alpha: float = ALPHA) -> tuple[float, float]:
+    """Percentile bootstrap CI of a corpus metric (:func:`statistic_value`), resampling trials (with ``groups``,
+    whole groups): the same resamples as :func:`bootstrap_ci`. With ``minus``, of the paired gap
+    statistic(rows) - statistic(minus)."""
+    rows = group_sums(rows, groups)
     idx = np.random.default_rng(seed).integers(0, len(rows), size=(n_boot, len(rows)))
 
     def resampled(x):
         return np.array([statistic(x[i].sum(axis=0)) for i in idx])
 
-    values = resampled(rows) - (0.0 if minus is None else resampled(np.asarray(minus, dtype=float)))
+    values = resampled(rows) - (0.0 if minus is None else resampled(group_sums(minus, groups)))
     return float(np.quantile(values, alpha / 2)), float(np.quantile(values, 1 - alpha / 2))
 
 
-def statistic_permutation_p(a: np.ndarray, b: np.ndarray, statistic, *, n_perm: int = 10000, seed: int = 0) -> float:
+def statistic_permutation_p(a: np.ndarray, b: np.ndarray, statistic, *, groups: np.ndarray | None = None,
+                            n_perm: int = 10000, seed: int = 0) -> float:
     """One-sided p-value that statistic(a) > statistic(b) for paired per-trial rows ``[N, k]``, swapping each
-    trial's rows between a and b at random (the draws of :func:`paired_permutation_p`, whose sign flips these are)."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    trial's rows (with ``groups``, each group's) between a and b at random (the draws of
+    :func:`paired_permutation_p`, whose sign flips these are)."""
+    a, b = group_sums(a, groups), group_sums(b, groups)
     swap = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_perm, len(a))) < 0
     observed = statistic(a.sum(axis=0)) - statistic(b.sum(axis=0))
     null = []

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from eegbench.errors import UserError
-from eegbench.evaluate.stats import statistic_of
+from eegbench.evaluate.stats import group_sums, statistic_of
 from eegbench.track.store import Index
 
 ALPHA = 0.05
@@ -66,8 +66,10 @@ def pairs(a: dict, b: dict) -> tuple[dict[str, tuple], str]:
                 metric = key[: -len("/real")]
                 if pa[key].ndim == 1:
                     out[metric] = (*_per_group(pa, pb, metric), None)
-                elif metric in statistics:
-                    out[metric] = (pa[key].astype(float), pb[key].astype(float), statistic_of(statistics[metric]))
+                elif metric in statistics:  # sufficient statistics: a group's rows add up to one row
+                    groups = pa[f"{metric}/groups"] if f"{metric}/groups" in pa.files else None
+                    out[metric] = (group_sums(pa[key], groups), group_sums(pb[key], groups),
+                                   statistic_of(statistics[metric]))
             return out, "trials"
     if a["by"] == b["by"] == "seed":
         va = {r["seed"]: {m["metric"]: m["value"] for m in r["metrics"]} for r in a["runs"]}
@@ -83,8 +85,6 @@ def pairs(a: dict, b: dict) -> tuple[dict[str, tuple], str]:
 
 def _per_group(pa, pb, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """Both runs' per-trial scores of ``metric``, or per-group means where the trials come in groups."""
-    from eegbench.evaluate.stats import group_sums
-
     x, y = pa[f"{metric}/real"].astype(float), pb[f"{metric}/real"].astype(float)
     if f"{metric}/groups" not in pa.files:
         return x, y
