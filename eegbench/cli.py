@@ -7,6 +7,7 @@ so ``eegbench --help`` and ``eegbench list`` stay fast.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -449,6 +450,11 @@ def main() -> None:
     """Console entry point: run the app, turning UserError into one line and exit code 2."""
     for noisy in ("braindecode", "mne"):  # deprecation chatter a user cannot act on
         warnings.filterwarnings("ignore", category=FutureWarning, module=noisy)
+    # braindecode's models ask MNE for a montage name MNE deprecates, also in the worker processes that
+    # read TUAB (they start without this process's filters, but read PYTHONWARNINGS)
+    warnings.filterwarnings("ignore", message="Montage name", category=FutureWarning)
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, (os.environ.get("PYTHONWARNINGS"),
+                                                         "ignore:Montage name:FutureWarning")))
     try:
         app()
     except UserError as exc:
