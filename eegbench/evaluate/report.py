@@ -20,7 +20,8 @@ def metric_record(name: str, split: str, scored: dict, controls: dict[str, dict]
     ``statistic`` of their column sums; its CIs resample trials and its p-values swap trials' rows, as for means.
     Per-trial ``"groups"`` (the dataset's independent units: subjects, repeated images, recordings) make CIs,
     p-values and the chance interval resample and count whole groups (``evaluate.stats``), for corpus
-    statistics too; ``"unit"`` describes them, and the note says what was resampled. A ``"definition"`` names the metric definition.
+    statistics too; ``"unit"`` describes them, and the note says what was resampled. A ``"definition"``
+    names the metric definition.
     Each control gets the gap (real minus control) with a paired bootstrap CI, and a p-value that the
     real predictions beat it in the metric's direction (paired permutation test): above the control
     when ``higher_is_better``, below it otherwise.
@@ -59,7 +60,8 @@ def metric_record(name: str, split: str, scored: dict, controls: dict[str, dict]
     record["controls"] = []
     if scored.get("unit"):
         record["unit"] = scored["unit"]
-    note = "; ".join(filter(None, (scored.get("note"), scored.get("unit") and f"CIs and p-values resample {scored['unit']}")))
+    resampled = scored.get("unit") and f"CIs and p-values resample {scored['unit']}"
+    note = "; ".join(filter(None, (scored.get("note"), resampled)))
     if note:
         record["note"] = note
     for control, out in controls.items():
