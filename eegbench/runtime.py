@@ -50,7 +50,7 @@ class Runtime:
         cpu = c.device == "cpu" or not torch.cuda.is_available()
         if c.precision == "fp16" and cpu:
             raise UserError("runtime.precision: fp16 needs a CUDA device (loss scaling); use --precision bf16 on CPU")
-        # deterministic kernels on the CPU (they cost nothing there); CUDA's are slower and some ops lack them
+        # deterministic kernels on the CPU (no cost beyond noise at ci, README); CUDA's are slower, some ops lack them
         torch.use_deterministic_algorithms(cpu)
         AcceleratorState._reset_state(reset_partial_state=False)  # one run after another in one process
         GradientState._reset_state()

@@ -31,6 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from eegbench import progress
+from eegbench.data import MIN_UNITS
 from eegbench.errors import UserError
 from eegbench.track.store import atomic_folder, atomic_write_bytes, atomic_write_text
 
@@ -76,8 +77,6 @@ class Trials:
         """``(groups, description)``: the units CIs and tests resample for ``trials``. Subjects, all of a subject's
         trials together, when there are ``MIN_UNITS`` of them; else, where an image repeats (one trial per
         subject), images, all of an image's trials together, the subjects held fixed; else the trials."""
-        from eegbench.data import MIN_UNITS
-
         subjects, images = self.subject[trials], self.image[trials]
         n_subjects, n_images = len(np.unique(subjects)), len(np.unique(images))
         if n_subjects >= MIN_UNITS:

@@ -28,6 +28,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from eegbench.config import StrictModel
+from eegbench.data import MIN_UNITS
 from eegbench.errors import UserError
 
 VERSIONS = ("v3.0.1", "v2.0.0")
@@ -94,8 +95,6 @@ class Recordings:
 
     def recording_units(self, rows: np.ndarray) -> tuple[np.ndarray, str]:
         """:meth:`units` of items that are recordings (rows of ``table``), e.g. per-recording scores."""
-        from eegbench.data import MIN_UNITS
-
         subjects = self.table["subject"].to_numpy()[rows]
         n_subjects, n_recordings = len(np.unique(subjects)), len(np.unique(rows))
         if n_subjects >= MIN_UNITS:

@@ -73,11 +73,11 @@ def build(index: Index, suite: str) -> Board:
     scores, controls = index.scores(suite), index.controls(suite)
     for scale in sorted({r["scale"] for r in runs}, key=["ci", "small", "paper"].index):
         kept, hidden = _latest_configs([r for r in runs if r["scale"] == scale])
-        rows = [_pool(variant, metric, group, controls)
-                for (variant, metric), group in _groups(scores, kept).items()]
+        groups = _groups(scores, kept)
+        rows = [_pool(variant, metric, group, controls) for (variant, metric), group in groups.items()]
         board.scales[scale] = {"rows": rows, "ranking": _borda(rows), "runs": kept, "hidden": hidden,
                                "metrics": list(dict.fromkeys(r["metric"] for r in rows)),
-                               "versus_default": _versus_default(scores, kept, {r["metric"]: r for r in rows})}
+                               "versus_default": _versus_default(groups, kept, {r["metric"]: r for r in rows})}
     published = baselines.load(suite)
     if published:
         board.published = [{"variant": r.variant, "metric": r.metric, "value": r.value, "definition": r.definition,
@@ -150,32 +150,26 @@ def _pool(variant: str, metric: str, group: list[dict], controls: list[dict]) ->
     return row
 
 
-def _versus_default(scores: list[dict], kept: dict[str, list[dict]], directions: dict[str, dict]) -> list[dict]:
+def _versus_default(groups: dict[tuple[str, str], list[dict]], kept: dict[str, list[dict]],
+                    directions: dict[str, dict]) -> list[dict]:
     """Each variant against the default, paired by seed: per metric (probes aside), the mean per-seed difference
     (variant minus default), its 95% t-interval over the shared seeds and the paired t-test's two-sided p."""
     from scipy.stats import ttest_1samp
 
-    if "default" not in kept:
-        return []
-    seed_of = {r["run_id"]: (variant, r["seed"]) for variant, runs in kept.items() for r in runs}
-    value: dict[tuple[str, str], dict[int, float]] = {}
-    for s in scores:
-        if s["run_id"] in seed_of and s["split"] == "test" and not s["metric"].startswith("probe:"):
-            variant, seed = seed_of[s["run_id"]]
-            value.setdefault((variant, s["metric"]), {})[seed] = s["value"]
+    seed_of = {r["run_id"]: r["seed"] for runs in kept.values() for r in runs}
+    value = {key: {seed_of[s["run_id"]]: s["value"] for s in group} for key, group in groups.items()}
     out = []
-    for variant in kept:
-        for metric in directions:
-            mine, base = value.get((variant, metric)), value.get(("default", metric))
-            shared = sorted(set(mine or ()) & set(base or ()))
-            if variant == "default" or not shared:
-                continue
-            diffs = [mine[seed] - base[seed] for seed in shared]
-            low, high, _ = interval(diffs, None)
-            p = float(ttest_1samp(diffs, 0.0).pvalue) if not np.allclose(diffs, diffs[0], rtol=0, atol=1e-12) else np.nan
-            out.append({"variant": variant, "metric": metric, "seeds": len(shared), "difference": float(np.mean(diffs)),
-                        "ci_low": low, "ci_high": high, "p": p,
-                        "higher_is_better": directions[metric]["higher_is_better"]})
+    for (variant, metric), mine in value.items():
+        base = value.get(("default", metric), {})
+        shared = sorted(set(mine) & set(base))
+        if variant == "default" or metric.startswith("probe:") or not shared:
+            continue
+        diffs = [mine[seed] - base[seed] for seed in shared]
+        low, high, _ = interval(diffs, None)
+        spread = not np.allclose(diffs, diffs[0], rtol=0, atol=1e-12)
+        out.append({"variant": variant, "metric": metric, "seeds": len(shared), "difference": float(np.mean(diffs)),
+                    "ci_low": low, "ci_high": high, "p": float(ttest_1samp(diffs, 0.0).pvalue) if spread else np.nan,
+                    "higher_is_better": directions[metric]["higher_is_better"]})
     return out
 
 
