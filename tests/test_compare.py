@@ -26,11 +26,11 @@ def test_many_trials_use_wilcoxon_and_name_the_winner(tmp_path):
     rng = np.random.default_rng(0)
     a = make_run(tmp_path, "a", (rng.random(119) < 0.6).astype(float))
     b = make_run(tmp_path, "b", (rng.random(119) < 0.3).astype(float))
-    paired, unit = compare.pairs(compare.side(str(a), None), compare.side(str(b), None))
+    paired, units = compare.pairs(compare.side(str(a), None), compare.side(str(b), None))
     result = compare.paired_test(*paired["image_nway_top1"])
-    assert unit == "trials" and result["test"] == "Wilcoxon signed-rank" and result["n"] == 119
+    assert units == {"image_nway_top1": "trials"} and result["test"] == "Wilcoxon signed-rank" and result["n"] == 119
     assert result["p"] < 0.01 and result["difference"] > 0.15 and 0 < result["effect"] <= 1
-    line = compare.verdict("image_nway_top1", result, "A", "B", unit)
+    line = compare.verdict("image_nway_top1", result, "A", "B", units["image_nway_top1"])
     assert line.startswith("image_nway_top1: A beats B: +") and "119 trials" in line
 
 
@@ -46,9 +46,9 @@ def test_variants_pair_by_seed_through_the_index(tmp_path):
     for seed in (0, 1, 2, 3, 4, 5):
         make_run(tmp_path, f"good{seed}", np.full(10, 0.6 + 0.01 * seed), seed=seed, variant="good", index=index)
         make_run(tmp_path, f"bad{seed}", np.full(10, 0.3 + 0.02 * seed), seed=seed, variant="bad", index=index)
-    paired, unit = compare.pairs(compare.side("s/good", index), compare.side("s/bad", index))
+    paired, units = compare.pairs(compare.side("s/good", index), compare.side("s/bad", index))
     result = compare.paired_test(*paired["image_nway_top1"])
-    assert unit == "seeds" and result["n"] == 6 and result["test"] == "paired permutation"
+    assert units["image_nway_top1"] == "seeds" and result["n"] == 6 and result["test"] == "paired permutation"
     assert result["p"] < 0.05  # six seeds all in one direction: the smallest two-sided p is 2/64
     assert compare.side("good3", index)["by"] == "trial"  # a run id
 
@@ -70,12 +70,18 @@ def test_windows_of_one_recording_are_paired_per_recording(tmp_path):
     runs = []
     for name, per_window in (("a", np.tile([1.0, 1.0, 0.0, 0.0], 3)), ("b", np.zeros(12))):
         path = make_run(tmp_path, name, per_window)
-        Run(path).save_predictions("test", {"zero_shot_window/age/real": per_window, "zero_shot_window/age/groups": groups,
-                                            "image_nway_top1/real": per_window})
+        run = Run(path)
+        run.save_predictions("test", {"zero_shot_window/age/real": per_window, "zero_shot_window/age/groups": groups,
+                                      "image_nway_top1/real": per_window})
+        summary = run.read_json("metrics.json")
+        summary["metrics"].append({**summary["metrics"][0], "metric": "zero_shot_window/age",
+                                   "unit": "3 recordings (the 3 subjects held fixed)"})
+        run.write_json("metrics.json", summary)
         runs.append(compare.side(str(path), None))
-    paired, _ = compare.pairs(*runs)
+    paired, units = compare.pairs(*runs)
     assert paired["zero_shot_window/age"][0].tolist() == [0.5, 0.5, 0.5]  # recordings 1, 2, 3: their windows' mean
     assert len(paired["image_nway_top1"][0]) == 12  # no groups: per trial
+    assert units == {"zero_shot_window/age": "recordings", "image_nway_top1": "trials"}  # what the verdict counts
 
 
 def test_the_cli_prints_a_table_and_one_verdict_per_metric(tmp_path, monkeypatch, capsys):
@@ -106,9 +112,9 @@ def test_corpus_bleu_of_two_runs_is_recomputed_from_their_per_trial_counts(tmp_p
         run.write_json("metrics.json", {"run_id": name, "suite": "s", "variant": "v", "scale": "ci", "seed": 0,
                                         "config": {"dataset": {"name": "imagenet-eeg"}}, "metrics": [record]})
         sides.append((compare.side(str(path), None), record["value"]))
-    paired, unit = compare.pairs(sides[0][0], sides[1][0])
+    paired, units = compare.pairs(sides[0][0], sides[1][0])
     result = compare.paired_test(*paired["text_bleu/bleu2"])
     assert result["test"] == "paired permutation (corpus)" and result["n"] == 60
     assert result["difference"] == pytest.approx(sides[0][1] - sides[1][1]) and result["difference"] > 0.3
     assert result["p"] < 0.01 and result["ci"][0] > 0
-    assert compare.verdict("text_bleu/bleu2", result, "A", "B", unit).startswith("text_bleu/bleu2: A beats B")
+    assert compare.verdict("text_bleu/bleu2", result, "A", "B", units["text_bleu/bleu2"]).startswith("text_bleu/bleu2: A beats B")

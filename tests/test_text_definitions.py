@@ -175,5 +175,5 @@ def test_two_runs_compare_per_trial_scores_and_skip_corpus_counts(tmp_path):
                                       "text_bleu/bleu4/real": np.ones((5, 10))})  # corpus BLEU: per-trial counts
         run.write_json("metrics.json", {"config": {"dataset": {"name": "imagenet-eeg"}}, "metrics": []})
         sides.append(compare.side(str(tmp_path / name), None))
-    paired, unit = compare.pairs(*sides)
-    assert unit == "trials" and list(paired) == ["text_rouge/rouge1"]
+    paired, units = compare.pairs(*sides)
+    assert units == {"text_rouge/rouge1": "trials"} and list(paired) == ["text_rouge/rouge1"]

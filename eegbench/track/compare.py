@@ -8,9 +8,10 @@ statistic it names in metrics.json, recomputed from both runs' rows, with a pair
 permutation test that swaps whole trials between the runs.
 With more than 20 pairs the test is Wilcoxon's signed-rank test and the effect size its matched-pairs
 rank-biserial correlation; with 20 or fewer, a two-sided paired permutation test (sign
-flips) and Cohen's d_z. Every difference comes with a bootstrap 95% CI. A metric scored on windows of
-recordings (``<metric>/groups`` in the predictions) is paired per recording, on its windows' mean, since
-windows of one recording are not independent. The verdict follows each metric's direction
+flips) and Cohen's d_z. Every difference comes with a bootstrap 95% CI. A metric whose trials come in
+groups (``<metric>/groups`` in the predictions: windows of a recording, the trials of a subject or an
+image) is paired per group, on its trials' mean, since trials of one group are not independent; the
+verdict names the unit the run recorded (subjects, images, recordings). The verdict follows each metric's direction
 (``higher_is_better`` in the runs' metrics, higher when absent).
 """
 
@@ -51,16 +52,19 @@ def side(ref: str, index: Index | None) -> dict:
                                    for r in latest.values()], "by": "seed"}
 
 
-def pairs(a: dict, b: dict) -> tuple[dict[str, tuple], str]:
+def pairs(a: dict, b: dict) -> tuple[dict[str, tuple], dict[str, str]]:
     """``{metric: (a values, b values, statistic)}`` paired per trial (two runs) or per seed (two variants), and
-    the unit; ``statistic`` is None except for a corpus metric, whose values are per-trial rows."""
+    ``{metric: unit}``, what a pair is: trials, the metric's grouped units (subjects, images, recordings) or
+    seeds; ``statistic`` is None except for a corpus metric, whose values are per-trial rows."""
     if a["by"] == b["by"] == "trial":
         ra, rb = a["runs"][0], b["runs"][0]
         if ra["config"]["dataset"] != rb["config"]["dataset"]:
             raise UserError(f"{a['label']} and {b['label']} scored different test trials (their dataset sections differ); "
                             "compare runs of one dataset and split, or compare suite/variant pairs by seed")
         with np.load(Path(ra["path"]) / "predictions" / "test.npz") as pa, np.load(Path(rb["path"]) / "predictions" / "test.npz") as pb:
-            statistics = {m["metric"]: m["statistic"] for m in ra["metrics"] if m["split"] == "test" and "statistic" in m}
+            tests = [m for m in ra["metrics"] if m["split"] == "test"]
+            statistics = {m["metric"]: m["statistic"] for m in tests if "statistic" in m}
+            named = {m["metric"]: m["unit"].split()[1] for m in tests if m.get("unit")}  # "60 images, each ..."
             out = {}
             for key in (k for k in pa.files if k.endswith("/real") and k in pb.files):
                 metric = key[: -len("/real")]
@@ -70,7 +74,7 @@ def pairs(a: dict, b: dict) -> tuple[dict[str, tuple], str]:
                     groups = pa[f"{metric}/groups"] if f"{metric}/groups" in pa.files else None
                     out[metric] = (group_sums(pa[key], groups), group_sums(pb[key], groups),
                                    statistic_of(statistics[metric]))
-            return out, "trials"
+            return out, {m: named.get(m, "groups") if f"{m}/groups" in pa.files else "trials" for m in out}
     if a["by"] == b["by"] == "seed":
         va = {r["seed"]: {m["metric"]: m["value"] for m in r["metrics"]} for r in a["runs"]}
         vb = {r["seed"]: {m["metric"]: m["value"] for m in r["metrics"]} for r in b["runs"]}
@@ -78,8 +82,8 @@ def pairs(a: dict, b: dict) -> tuple[dict[str, tuple], str]:
         if not seeds:
             raise UserError(f"{a['label']} and {b['label']} share no seed; run both with the same --seed values")
         metrics = [m for m in va[seeds[0]] if all(m in va[s] and m in vb[s] for s in seeds)]
-        return {m: (np.array([va[s][m] for s in seeds]), np.array([vb[s][m] for s in seeds]), None)
-                for m in metrics}, "seeds"
+        return ({m: (np.array([va[s][m] for s in seeds]), np.array([vb[s][m] for s in seeds]), None) for m in metrics},
+                dict.fromkeys(metrics, "seeds"))
     raise UserError("compare two runs (folders or run ids) or two suite/variant pairs, not one of each")
 
 
