@@ -203,20 +203,20 @@ def compare(
 
     index = Index(out / "index.sqlite") if (out / "index.sqlite").is_file() else None
     a, b = cmp.side(run_a, index), cmp.side(run_b, index)
-    paired, unit = cmp.pairs(a, b)
+    paired, units = cmp.pairs(a, b)
     unknown = [m for m in metric if m not in paired]
     if unknown:
         raise UserError(f"--metric {unknown[0]}: not scored by both sides; pick from {', '.join(paired)}")
     results = {m: cmp.paired_test(*paired[m]) for m in (metric or paired)}
-    table = Table(title=f"{run_a} vs {run_b} (paired per {unit.rstrip('s')})")
+    table = Table(title=f"{run_a} vs {run_b} (paired per {a['by']})")
     for col in ("metric", "n", "A - B [95% CI]", "test", "p", "effect size"):
         table.add_column(col)
     for m, r in results.items():
-        table.add_row(m, str(r["n"]), f"{r['difference']:+.3f} [{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}]", r["test"],
+        table.add_row(m, f"{r['n']} {units[m]}", f"{r['difference']:+.3f} [{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}]", r["test"],
                       f"{r['p']:.4f}", f"{r['effect_name']} {r['effect']:.2f}")
     print_whole(table)
     for m, r in results.items():
-        console.print(cmp.verdict(m, r, "A", "B", unit, cmp.higher_is_better(a, m)), soft_wrap=True)
+        console.print(cmp.verdict(m, r, "A", "B", units[m], cmp.higher_is_better(a, m)), soft_wrap=True)
 
 
 @app.command()
@@ -248,6 +248,9 @@ def check(
     suite: str = typer.Option("all", "--suite", help="A suite, or all of them."),
     scale: str = typer.Option("ci", help="The scale to run (references are kept per scale)."),
     update: bool = typer.Option(False, "--update", help="Rewrite the reference figures from fresh runs (deliberately)."),
+    seeds: Optional[str] = typer.Option(None, help="With --update: the reference's seeds (default 0-2). Otherwise "
+                                        "each seed is one check in turn (default: the suite's seed), e.g. 3-7 to "
+                                        "measure the false-alarm rate on seeds the references never saw."),
     refs: Path = typer.Option(Path("leaderboards"), help="Folder of <suite>.<scale>.reference.json."),
     out: Optional[Path] = typer.Option(None, help="Run store for the fresh runs; default: a temporary folder."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key of every suite run (a smaller subset)."),
@@ -265,42 +268,61 @@ def check(
     paths.configure_environment()
     names = [entry.name for entry in registry.suites] if suite == "all" else [suite]
     overrides = config.parse_set(set_)
-    resolved = {name: config.resolve(name, scale=scale, overrides=overrides) for name in names}
+    chosen = parse_seeds(seeds) if seeds is not None else ([0, 1, 2] if update else [None])
+    for name in names:
+        config.resolve(name, scale=scale, overrides=overrides)  # a bad suite or key fails before any run
     references = {} if update else {name: checks.load_reference(refs, name, scale) for name in names}
-    rows = []
+    failed = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, cfg in resolved.items():
-            console.rule(f"check {name} (scale {scale}, run {cfg.hash()})")
-            with progress.bars():
-                outcome = execute(cfg, out=out or Path(tmp), cache_dir=paths.cache_dir(), force=not reuse)
-            if outcome.reused:
-                console.print(f"[dim]{name}: the finished run {outcome.run_dir} of this config is compared[/dim]")
-            summary = outcome.metrics
-            new = checks.reference(summary)
-            if update:
+
+        def summaries(name: str, at: list) -> list[dict]:
+            done = []
+            for seed in at:
+                cfg = config.resolve(name, scale=scale, overrides=overrides, seed=seed)
+                console.rule(f"check {name} (scale {scale}, seed {cfg.seed}, run {cfg.hash()})")
+                with progress.bars():
+                    outcome = execute(cfg, out=out or Path(tmp), cache_dir=paths.cache_dir(), force=not reuse)
+                if outcome.reused:
+                    console.print(f"[dim]{name}: the finished run {outcome.run_dir} of this config is compared[/dim]")
+                done.append(outcome.metrics)
+            return done
+
+        if update:
+            for name in names:
+                new = checks.reference(summaries(name, chosen))
                 atomic_write_json(checks.reference_path(refs, name, scale), new)
-                console.print(f"{name}: {len(new['metrics'])} reference metrics written to "
-                              f"{checks.reference_path(refs, name, scale)}")
+                console.print(f"{name}: {len(new['metrics'])} reference metrics over seeds "
+                              f"{', '.join(map(str, new['seeds']))} written to {checks.reference_path(refs, name, scale)}")
+            return
+        for seed in chosen:
+            rows = []
+            for name in names:
+                ref = references[name]
+                first = config.resolve(name, scale=scale, overrides=overrides, seed=ref["seeds"][0])
+                if ref["runs"][str(ref["seeds"][0])] != first.hash():
+                    console.print(f"[yellow]{name}: the suite's config changed since its references were written[/yellow]")
+                rows += checks.comparisons(ref, checks.reference(summaries(name, [seed])))
+            bad = [r for r in checks.judge(rows) if r["status"] != "ok"]
+            label = "" if seed is None else f" at seed {seed}"
+            if not bad:
+                console.print(f"check passed{label}: all {len(rows)} metrics and controls of {', '.join(names)} "
+                              f"within tolerance")
                 continue
-            if references[name]["run_id"] != new["run_id"]:
-                console.print(f"[yellow]{name}: the suite's config changed since its references were written[/yellow]")
-            rows += checks.comparisons(references[name], new)
-    if update:
-        return
-    rows = checks.judge(rows)
-    bad = [r for r in rows if r["status"] != "ok"]
-    if not bad:
-        console.print(f"check passed: all {len(rows)} metrics and controls of {', '.join(names)} within tolerance")
-        return
-    table = Table(title=f"regressions: {len(bad)} of {len(rows)} figures")
-    for col in ("suite", "metric [control]", "reference", "now", "change", "tolerance", "status"):
-        table.add_column(col)
-    for r in bad:
-        now = "-" if r["new"] is None else f"{r['new']:.3f}"
-        change = "-" if r["new"] is None else f"{r['new'] - r['ref']:+.3f}"
-        table.add_row(r["suite"], r["what"], f"{r['ref']:.3f}", now, change, f"{r['tolerance']:.3f}", r["status"])
-    print_whole(table)
-    raise typer.Exit(1)
+            failed.append((seed, sorted({r["suite"] for r in bad})))
+            table = Table(title=f"regressions{label}: {len(bad)} of {len(rows)} figures")
+            for col in ("suite", "metric [control]", "reference", "now", "change", "tolerance", "status"):
+                table.add_column(col)
+            for r in bad:
+                now = "-" if r["new"] is None else f"{r['new']:.3f}"
+                change = "-" if r["new"] is None else f"{r['new'] - r['ref']:+.3f}"
+                table.add_row(r["suite"], r["what"], f"{r['ref']:.3f}", now, change, f"{r['tolerance']:.3f}", r["status"])
+            print_whole(table)
+    if len(chosen) > 1:
+        suites = sum(len(s) for _, s in failed)
+        console.print(f"{len(failed)} of {len(chosen)} checks failed; {suites} of {len(chosen) * len(names)} "
+                      f"suite checks: " + ("; ".join(f"seed {seed}: {', '.join(s)}" for seed, s in failed) or "none"))
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command("list")

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The GPU check, for a session lent a CUDA machine: one unattended command, about 5-8 minutes on one H200.
 #   bash scripts/gpu_check.sh            (needs .venv from `make setup`; CI never runs it)
-# Prints one table: the dreamdiffusion ci run on CUDA (metrics beside the CPU reference and its CI, wall
-# time beside a CPU run of the same command on this host), the paper-size MAE step (samples/s, MFU) and
-# the SD v1.5-shaped generative step at 512 px (s/step, peak memory). Put the table in the README.
+# Prints one table: the dreamdiffusion ci run on CUDA (metrics beside the CPU reference and the check's
+# tolerance, wall time beside a CPU run of the same command on this host), the paper-size MAE step
+# (samples/s, MFU) and the SD v1.5-shaped generative step at 512 px (s/step, peak memory). Put the
+# table in the README.
 # Settings: PY (the interpreter), WARMUP=0 when EEGBENCH_CACHE already holds the ci world's models (the
 # warm-up run builds them on the CPU, which would otherwise land in the CUDA timing), LOGS=DIR to keep
 # every run's log there. A part that fails prints the end of its log; the others still run.
@@ -32,20 +33,20 @@ cpu_s=$(run cpu 180)
 "$PY" - "$out" "$gpu_s" "$cpu_s" <<'PY'
 import json, sys
 from pathlib import Path
+from eegbench.track import check
 out, gpu_s, cpu_s = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-ref = json.loads(Path("leaderboards/dreamdiffusion.ci.reference.json").read_text())["metrics"]
+ref = check.load_reference(Path("leaderboards"), "dreamdiffusion", "ci")
 print(f"dreamdiffusion ci on CUDA: {gpu_s} s; on this host's CPU: {cpu_s} s")
-print(f"{'metric':<28} {'cuda':>7} {'cpu':>7} {'cpu reference [95% CI]':>26} cuda inside")
+print(f"{'metric':<28} {'cuda':>7} {'cpu':>7} {'cpu reference':>13} {'tolerance':>9} cuda passes the check")
 runs = {device: next(iter(sorted(out.glob(f"{device}/dreamdiffusion/default/*/metrics.json"))), None)
         for device in ("cuda", "cpu")}
-values = {device: {m["metric"]: m["value"] for m in json.loads(path.read_text())["metrics"]} if path else {}
-          for device, path in runs.items()}
-for metric in sorted(values["cuda"]):
-    r = ref.get(metric)
-    if r:
-        v = values["cuda"][metric]
-        cpu = values["cpu"].get(metric)
-        print(f"{metric:<28} {v:>7.3f} {'-' if cpu is None else f'{cpu:.3f}':>7} {r['value']:>8.3f} "
-              f"[{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] {'yes' if r['ci'][0] <= v <= r['ci'][1] else 'NO'}")
+summaries = {device: json.loads(path.read_text()) if path else None for device, path in runs.items()}
+cpu = {m["metric"]: m["value"] for m in (summaries["cpu"] or {"metrics": []})["metrics"] if m["split"] == "test"}
+if summaries["cuda"]:
+    rows = check.judge(check.comparisons(ref, check.reference([summaries["cuda"]])))
+    for r in (r for r in rows if r["kind"] == "metric"):
+        new, c = ("-" if v is None else f"{v:.3f}" for v in (r["new"], cpu.get(r["what"])))
+        print(f"{r['what']:<28} {new:>7} {c:>7} {r['ref']:>13.3f} {r['tolerance']:>9.3f} "
+              f"{'yes' if r['status'] == 'ok' else 'NO'}")
 PY
 timeout 150 "$PY" scripts/gpu_steps.py mae sd 2>&1 | tee "$out/steps.log" | grep -v "^\s*$" | tail -n 20
