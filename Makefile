@@ -27,11 +27,12 @@ check: setup  ## regression check: every suite at ci scale against leaderboards/
 SUITES := smoke dreamdiffusion eegclip multitask thought2text
 SEEDS ?= 0-2
 BOARD_RUNS ?= runs/leaderboards
-leaderboards: setup  ## every suite x variant x seed at ci on the synthetic worlds, then leaderboards/<suite>.*
+leaderboards: setup  ## every suite x variant x seed at ci, then leaderboards/<suite>.* and the README's tables
 	for suite in $(SUITES); do \
 	  .venv/bin/eegbench run --suite $$suite --scale ci --variant all --seeds $(SEEDS) --out $(BOARD_RUNS) --no-wandb \
 	    || exit 1; done
 	.venv/bin/eegbench leaderboard --out $(BOARD_RUNS) --dest leaderboards
+	$(PY) scripts/readme_tables.py --out $(BOARD_RUNS)
 
 bench: setup  ## print the speed and size figures the issues ask for
 	$(PY) scripts/bench_foundation.py

@@ -171,3 +171,29 @@ def test_the_html_page_renders_its_tables_in_headless_chromium(index, tmp_path):
         driver.quit()
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.std() > 10  # text and lines, not a blank page
+
+
+def test_the_readme_tables_are_regenerated_from_the_index_and_a_hand_edit_is_caught(index, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- table: dreamdiffusion variants image_nway_top1 -->\nstale\n<!-- /table -->\n"
+                      "<!-- table: dreamdiffusion metrics default image_nway_top1,image_ssim_2way -->\n<!-- /table -->\n")
+    script = [sys.executable, str(Path(__file__).parents[1] / "scripts" / "readme_tables.py"),
+              "--out", str(tmp_path / "runs"), "--readme", str(readme)]
+    assert subprocess.run(script, capture_output=True).returncode == 0
+    text = readme.read_text()
+    assert "stale" not in text and "(seeds 0, 1, 2)" in text
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    assert lines[0] == ("| variant | seeds | image_nway_top1 [95% CI] | shuffled_eeg | difference to default [95% CI], p "
+                        "| published image_nway_top1 |")
+    assert lines[1].startswith("| default | 3 | 0.520 [0.470, 0.570] | 0.100 | - | 0.458 [reported] |")
+    assert lines[2].startswith("| no-msm | 2 | 0.420 [") and "| -0.100 [-0.100, -0.100], p - |" in lines[2]
+    assert lines[3].startswith("| no-clip | 1 | 0.450 [0.400, 0.500] | 0.120 | -0.050 [-, -], p - |")
+    assert lines[5] == "| image_nway_top1 | 3 | 0.520 [0.470, 0.570] | 0.100 | 0.100 | 0.458 [reported] |"
+    assert lines[6] == "| image_ssim_2way | 3 | 0.600 [0.550, 0.650] | 0.497 | 0.500 | - |"
+    assert subprocess.run([*script, "--check"], capture_output=True).returncode == 0
+    readme.write_text(text.replace("0.520 [0.470, 0.570]", "0.530 [0.470, 0.570]"))  # a hand-copied figure
+    assert subprocess.run([*script, "--check"], capture_output=True).returncode == 1

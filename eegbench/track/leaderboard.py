@@ -266,6 +266,71 @@ def markdown(board: Board) -> str:
     return "\n".join(lines)
 
 
+def _signed(value: float) -> str:
+    return "-" if not np.isfinite(value) else f"{value:+.3f}"
+
+
+def _ci(row: dict) -> str:
+    return f"{_num(row['value'])} [{_num(row['ci_low'])}, {_num(row['ci_high'])}]"
+
+
+def variants_table(board: Board, metrics: list[str], scale: str = "ci") -> list[str]:
+    """A compact markdown table for a README: one row per variant (default first), per metric its mean and
+    95% interval over seeds, its controls' means, and its paired difference to the default with p; the
+    published number of the first metric where its definition matches."""
+    part = board.scales[scale]
+    rows = {(r["variant"], r["metric"]): r for r in part["rows"]}
+    versus = {(d["variant"], d["metric"]): d for d in part["versus_default"]}
+    variants = sorted(part["runs"], key=lambda v: v != "default")
+    controls = {m: sorted({c["name"] for v in variants for c in rows.get((v, m), {"controls": []})["controls"]})
+                for m in metrics}
+    header = ["variant", "seeds"]
+    for metric in metrics:
+        header += [f"{metric} [95% CI]", " / ".join(controls[metric]) or "controls", "difference to default [95% CI], p"]
+    lines = []
+    for variant in variants:
+        cells = [variant, str(len(part["runs"][variant]))]
+        for metric in metrics:
+            row, d = rows.get((variant, metric)), versus.get((variant, metric))
+            if row is None:
+                cells += ["-", "-", "-"]
+                continue
+            mine = {c["name"]: c["value"] for c in row["controls"]}
+            cells += [_ci(row), " / ".join(_num(mine.get(n)) for n in controls[metric]) or "-",
+                      "-" if d is None else f"{d['difference']:+.3f} [{_signed(d['ci_low'])}, {_signed(d['ci_high'])}], "
+                                            f"p {_num(d['p'], 3)}"]
+        lines.append(cells)
+    published = [published_cell(rows[(v, metrics[0])]) if (v, metrics[0]) in rows else "-" for v in variants]
+    if set(published) != {"-"}:
+        header.append(f"published {metrics[0]}")
+        lines = [cells + [c] for cells, c in zip(lines, published)]
+    return _md_table(header, lines)
+
+
+def metrics_table(board: Board, variant: str, metrics: list[str], scale: str = "ci") -> list[str]:
+    """A compact markdown table for a README: one row per metric of ``variant``, its mean and 95% interval
+    over seeds, each control's mean, the chance level and the published number where definitions match."""
+    part = board.scales[scale]
+    rows = {r["metric"]: r for r in part["rows"] if r["variant"] == variant}
+    missing = [m for m in metrics if m not in rows]
+    if missing:
+        raise UserError(f"{board.suite}/{variant}: no {missing[0]} in its runs; pick from {', '.join(rows)}")
+    names = sorted({c["name"] for m in metrics for c in rows[m]["controls"]})
+    header = ["metric", "seeds", "value [95% CI]", *names, "chance"]
+    lines = []
+    for metric in metrics:
+        row = rows[metric]
+        mine = {c["name"]: c for c in row["controls"]}
+        lines.append([metric, str(row["seeds"]), _ci(row)]
+                     + [_num(mine[n]["value"]) + ("" if mine[n]["beats"] else " (not beaten)") if n in mine else "-"
+                        for n in names] + [_num(row["chance"])])
+    published = [published_cell(rows[m]) for m in metrics]
+    if set(published) != {"-"}:
+        header.append("published")
+        lines = [cells + [c] for cells, c in zip(lines, published)]
+    return _md_table(header, lines)
+
+
 CSV_FIELDS = ["suite", "scale", "variant", "metric", "higher_is_better", "definition", "seeds", "value", "ci_low",
               "ci_high", "ci_over", "chance",
               "control", "control_value", "gap", "gap_low", "gap_high", "beats_controls", "not_beaten", "warning",
