@@ -263,7 +263,7 @@ def check(
     from eegbench import paths, progress
     from eegbench.runner import execute
     from eegbench.track import check as checks
-    from eegbench.track.store import atomic_write_json
+    from eegbench.io import atomic_write_json
 
     paths.configure_environment()
     names = [entry.name for entry in registry.suites] if suite == "all" else [suite]
@@ -453,7 +453,7 @@ def score_images(
 
 def print_scores(title: str, result: dict, notes: list[str], json_out: Optional[Path]) -> None:
     """``eegbench score``'s table (value and chance of each metric), its notes, and the JSON copy if asked."""
-    from eegbench.track.store import atomic_write_json
+    from eegbench.io import atomic_write_json
 
     table = Table(title=title)
     for col in ("metric", "value [95% CI]", "chance [95% interval]"):

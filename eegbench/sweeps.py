@@ -202,7 +202,7 @@ def export(study, sweep: SweepFile, folder: Path) -> dict:
     """Write ``best.yaml`` (the best trial as a variant of the suite) and the sweep's plots; return a summary."""
     from optuna.trial import TrialState
 
-    from eegbench.track.store import atomic_write_text
+    from eegbench.io import atomic_write_text
 
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -231,8 +231,7 @@ def plots(study, folder: Path) -> None:
     matplotlib.use("Agg")
     from optuna.visualization import matplotlib as ovm
 
-    from eegbench.evaluate.grids import figure_png
-    from eegbench.track.store import atomic_write_bytes
+    from eegbench.io import atomic_write_bytes, figure_png
 
     figures = {"optimization_history": ovm.plot_optimization_history}
     if sum(t.state.name == "COMPLETE" for t in study.trials) >= 2 and len(study.best_trial.params) >= 2:

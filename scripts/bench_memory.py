@@ -375,8 +375,6 @@ def fake_mode():
 
 def activation_terms(step: Step, checkpointing: bool) -> tuple[int, int, int, int]:
     """``(saved, recompute, working set, held copies)`` bytes of ``step``'s forward on fake tensors (``TERMS``)."""
-    import torch
-
     exclude = {t.untyped_storage()._cdata for t in step.parameters() + step.buffers()}
     probe = SegmentProbe(exclude)
     if step.checkpointing:

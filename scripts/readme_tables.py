@@ -17,8 +17,9 @@ import re
 import sys
 from pathlib import Path
 
+from eegbench.io import atomic_write_text
 from eegbench.track import leaderboard
-from eegbench.track.store import Index, atomic_write_text
+from eegbench.track.store import Index
 
 BLOCK = re.compile(r"(<!-- table: (.+?) -->\n)(.*?)(<!-- /table -->)", re.DOTALL)
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from eegbench.track.store import Index, Run, atomic_write_json
+from eegbench.io import atomic_write_json
+from eegbench.track.store import Index, Run
 from eegbench.train.checkpoint import optimizer_from_tensors, optimizer_to_tensors
 
 
@@ -77,7 +78,7 @@ def test_predictions_saved_as_npz(tmp_path):
 
 
 def test_atomic_folder_replaces_leftovers_keeps_finished_work_and_leaves_nothing_on_failure(tmp_path):
-    from eegbench.track.store import atomic_folder
+    from eegbench.io import atomic_folder
 
     target = tmp_path / "entry"
     target.mkdir()

@@ -33,7 +33,7 @@ import numpy as np
 from eegbench import progress
 from eegbench.data import MIN_UNITS
 from eegbench.errors import UserError
-from eegbench.track.store import atomic_folder, atomic_write_bytes, atomic_write_text
+from eegbench.io import atomic_folder, atomic_write_bytes, atomic_write_text
 
 CACHE_VERSION = 2
 N_CHANNELS = 128

@@ -19,7 +19,7 @@ from pydantic import Field, field_validator
 from eegbench.config import StrictModel
 from eegbench.data.tuab import TASKS
 from eegbench.evaluate.context import evaluation
-from eegbench.evaluate.grids import figure_png
+from eegbench.io import figure_png
 from eegbench.evaluate.stats import class_balance_weights, weighted_mean
 
 NOTE = "recording-level balanced accuracy (window outputs averaged per recording), chance 0.5"

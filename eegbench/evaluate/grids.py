@@ -1,5 +1,4 @@
-"""Pictures for the run folder: image grids (each row a stimulus beside the images generated from its EEG)
-and matplotlib figures as PNG bytes."""
+"""Image grids for the run folder: each row a stimulus beside the images generated from its EEG."""
 
 from __future__ import annotations
 
@@ -28,14 +27,4 @@ def image_grid_png(stimuli: np.ndarray, samples: np.ndarray, cell: int = 64, gap
             canvas.paste(img, (c * (cell + gap) + (gap if c else 0), r * (cell + gap)))
     buf = io.BytesIO()
     canvas.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def figure_png(fig, dpi: int = 90) -> bytes:
-    """PNG bytes of a matplotlib figure, which is then closed."""
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
     return buf.getvalue()

@@ -249,7 +249,7 @@ def clip_image_embeddings(model, preprocess, image_paths: Sequence[Path], cache_
     import torch
     from PIL import Image
 
-    from eegbench.track.store import atomic_write_bytes, atomic_write_text
+    from eegbench.io import atomic_write_bytes, atomic_write_text
 
     cache_file = Path(cache_file)
     listing = []

@@ -577,7 +577,7 @@ def _quiet():
 
 def _build(folder: Path, build: Callable[[Path], dict], meta: dict) -> None:
     """Run ``build`` into a temp sibling folder, write ``done.json`` there, rename it to ``folder``."""
-    from eegbench.track.store import atomic_folder, atomic_write_json
+    from eegbench.io import atomic_folder, atomic_write_json
 
     with atomic_folder(folder, DONE) as tmp, _quiet():
         start = time.perf_counter()

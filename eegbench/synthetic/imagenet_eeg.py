@@ -123,7 +123,7 @@ def ensure(spec: WorldSpec, cache_dir: Path, progress: Callable[[int, int], None
 
 def generate(spec: WorldSpec, root: Path, progress: Callable[[int, int], None] | None = None) -> Path:
     """Write the world into ``root`` atomically (built in a sibling temp folder, then renamed)."""
-    from eegbench.track.store import atomic_folder
+    from eegbench.io import atomic_folder
 
     with atomic_folder(Path(root), "world.json") as tmp:
         _build(spec, tmp, progress or (lambda done, total: None))

@@ -362,7 +362,7 @@ def csv_text(board: Board) -> str:
 
 
 def _png(fig) -> str:
-    from eegbench.evaluate.grids import figure_png
+    from eegbench.io import figure_png
 
     return base64.b64encode(figure_png(fig)).decode()
 
@@ -497,7 +497,7 @@ def _samples(runs: dict[str, list[dict]], at_most: int = 6) -> list[str]:
 
 def write(board: Board, dest: Path) -> list[Path]:
     """Write ``<suite>.md``, ``.csv`` and ``.html`` into ``dest``; return their paths."""
-    from eegbench.track.store import atomic_write_text
+    from eegbench.io import atomic_write_text
 
     dest = Path(dest)
     paths = [dest / f"{board.suite}.{ext}" for ext in ("md", "csv", "html")]

@@ -18,73 +18,18 @@ folder (``eegbench.runtime``); the others read it.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sqlite3
 import time
-from contextlib import closing, contextmanager
+from contextlib import closing
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
+from eegbench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, json_default
 from eegbench.runtime import is_main_process
 
 RUNNING, TRAINED, FINISHED = "running", "trained", "finished"  # trained: stages done, test never scored (sweeps)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
-
-
-@contextmanager
-def atomic_folder(folder: Path, marker: str) -> Iterator[Path]:
-    """Build ``folder`` in a temp sibling (yielded) and rename it into place when the block succeeds.
-
-    The build must write ``marker`` (a file name) into the folder; a folder without it is an
-    interrupted leftover and is replaced. When another process finished ``folder`` first, its copy
-    is kept. On failure the temp folder is removed and nothing changes.
-    """
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".tmp-{folder.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-        if folder.exists() and not (folder / marker).is_file():
-            shutil.rmtree(folder)
-        try:
-            os.replace(tmp, folder)
-        except OSError:
-            if not (folder / marker).is_file():
-                raise
-            shutil.rmtree(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _json_default(obj: Any):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 class Run:
@@ -155,7 +100,7 @@ class Run:
         if not is_main_process():
             return
         blob = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()},
-                    metadata={"eegbench": json.dumps(meta, default=_json_default)})
+                    metadata={"eegbench": json.dumps(meta, default=json_default)})
         atomic_write_bytes(self.checkpoint_path(stage, resume), blob)
 
     def load_checkpoint(self, stage: str, resume: bool = False) -> tuple[dict, dict] | None:

@@ -13,7 +13,6 @@ trains through the one loop (``train.loop``), so a resumed run equals an uninter
 from __future__ import annotations
 
 import io
-import math
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -23,7 +22,7 @@ from pydantic import Field
 from eegbench import runtime
 from eegbench.config import StrictModel
 from eegbench.errors import UserError
-from eegbench.track.store import atomic_write_bytes
+from eegbench.io import atomic_write_bytes
 from eegbench.train.loop import Optim, Selection, Task, fit
 from eegbench.train.stage import Stage
 
