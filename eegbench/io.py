@@ -12,6 +12,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from eegbench.errors import UserError
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +67,16 @@ def json_default(obj: Any):
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_json(path: Path, fix: str):
+    """The JSON in ``path``; a UserError naming the file and ``fix`` when it is missing or not JSON."""
+    if not path.is_file():
+        raise UserError(f"{path}: file not found; {fix}")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: not valid JSON ({type(e).__name__}); {fix}") from None
 
 
 def figure_png(fig, dpi: int = 90) -> bytes:

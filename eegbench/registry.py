@@ -164,11 +164,11 @@ for _module, _name, _summary in (
         ("text", "image_text_consistency", "MiniLM cosine of the captioner's caption of the generated image and the generated text")):
     evaluations.register(_name, lazy=f"eegbench.evaluate.{_module}:{_name}", summary=_summary)
 del _module, _name, _summary
-controls.register("shuffled_eeg", lazy="eegbench.evaluate.controls:shuffled_eeg",
+controls.register("shuffled_eeg", lazy="eegbench.data.substitutes:shuffled_eeg",
                   summary="test EEG permuted across trials; decoding should fall to chance")
 probes.register("block_confound", lazy="eegbench.evaluate.confound:block_confound_probe",
                 summary="classifier on slow (< 2 Hz) content only; above chance = block-design confound")
-controls.register("noise_eeg", lazy="eegbench.evaluate.controls:noise_eeg",
+controls.register("noise_eeg", lazy="eegbench.data.substitutes:noise_eeg",
                   summary="Gaussian noise with the test EEG's channel statistics in place of EEG")
 controls.register("prior_only", lazy="eegbench.evaluate.controls:prior_only",
                   summary="the text head trained and run without EEG (constant input): the language prior alone")

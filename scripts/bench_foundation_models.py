@@ -51,7 +51,8 @@ def run(cache: Path, scale: str, per_class: int, keep: bool) -> None:
     import torch
     from diffusers import StableDiffusionPipeline
 
-    from eegbench.evaluate.judges import clip_image_embeddings, load_clip, load_judge
+    from eegbench.models.pretrained.clip import clip_image_embeddings, load_clip
+    from eegbench.models.pretrained.judge import load_judge
     from eegbench.synthetic.foundation import RECIPES, ensure_foundation, world_images
     from eegbench.synthetic.imagenet_eeg import WorldSpec, ensure
 

@@ -4,7 +4,7 @@ import numpy as np
 
 from eegbench.data.datasets import ImageNetEEG
 from eegbench.evaluate.confound import block_confound_probe
-from eegbench.evaluate.controls import noise_eeg, shuffled_eeg
+from eegbench.data.substitutes import noise_eeg, shuffled_eeg
 from eegbench.evaluate.stats import chance_interval
 
 

@@ -223,7 +223,7 @@ def test_cli_rejects_a_folder_that_is_not_tuab(monkeypatch, capsys, tmp_path):
 
 
 def test_cli_names_the_missing_text_encoder_file(monkeypatch, capsys, tmp_path):
-    from eegbench.models.text import default_folder
+    from eegbench.models.pretrained.text import default_folder
 
     broken = tmp_path / "bert"
     shutil.copytree(default_folder(), broken, ignore=shutil.ignore_patterns("model.safetensors"))
@@ -261,7 +261,7 @@ def test_tuned_text_encoder_and_authors_loss_train(cache_dir, tmp_path):
     outcome = execute(cfg, out=tmp_path, cache_dir=cache_dir)
     from safetensors.torch import load_file
 
-    from eegbench.models.text import default_folder
+    from eegbench.models.pretrained.text import default_folder
 
     weights = load_file(outcome.run_dir / "checkpoints" / "align.safetensors")
     tuned = {k: v for k, v in weights.items() if k.startswith("text_encoder.model.")}

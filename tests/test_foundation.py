@@ -14,7 +14,9 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from eegbench.errors import UserError  # noqa: E402
-from eegbench.evaluate import judges  # noqa: E402
+from eegbench.models.pretrained.captioner import load_captioner  # noqa: E402
+from eegbench.models.pretrained.clip import clip_image_embeddings, load_clip  # noqa: E402
+from eegbench.models.pretrained.judge import load_judge  # noqa: E402
 from eegbench.synthetic import foundation  # noqa: E402
 from eegbench.synthetic.imagenet_eeg import WorldSpec, ensure  # noqa: E402
 
@@ -40,7 +42,7 @@ def one_line_error(fn, *names: str) -> str:
 
 
 def test_imports_do_not_pull_in_torch():
-    code = ("import sys, eegbench.synthetic.foundation, eegbench.evaluate.judges; "
+    code = ("import sys, eegbench.synthetic.foundation, eegbench.models.pretrained.judge; "
             "assert 'torch' not in sys.modules and 'diffusers' not in sys.modules and 'open_clip' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -106,7 +108,7 @@ def test_tokenizer_files_load_offline(built, tmp_path):
 def test_clip_loads_with_open_clip_and_feeds_the_text_encoder(built):
     from diffusers import StableDiffusionPipeline
 
-    model, preprocess, tokenizer = judges.load_clip(built[2]["clip"])
+    model, preprocess, tokenizer = load_clip(built[2]["clip"])
     ids = tokenizer(["a red circle on the left", "a large green square at the top"])
     assert ids.shape == (2, foundation.CONTEXT_LENGTH)
     with torch.no_grad():
@@ -122,18 +124,18 @@ def test_clip_loads_with_open_clip_and_feeds_the_text_encoder(built):
 
 
 def test_clip_image_embeddings_are_cached(built, tmp_path, monkeypatch):
-    model, preprocess, _ = judges.load_clip(built[2]["clip"])
+    model, preprocess, _ = load_clip(built[2]["clip"])
     paths = sorted((built[0] / "images").rglob("*.JPEG"))[:4]
-    emb = judges.clip_image_embeddings(model, preprocess, paths, tmp_path / "emb.npy")
+    emb = clip_image_embeddings(model, preprocess, paths, tmp_path / "emb.npy")
     assert emb.shape == (4, foundation.TEXT_WIDTH) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
     monkeypatch.setattr(model, "encode_image", lambda x: (_ for _ in ()).throw(AssertionError("recomputed")))
-    np.testing.assert_array_equal(judges.clip_image_embeddings(model, preprocess, paths, tmp_path / "emb.npy"), emb)
+    np.testing.assert_array_equal(clip_image_embeddings(model, preprocess, paths, tmp_path / "emb.npy"), emb)
     with pytest.raises(AssertionError, match="recomputed"):  # another image list is another key
-        judges.clip_image_embeddings(model, preprocess, paths[:3], tmp_path / "emb.npy")
+        clip_image_embeddings(model, preprocess, paths[:3], tmp_path / "emb.npy")
 
 
 def test_judge_gives_probabilities_over_the_world_classes(built):
-    judge = judges.load_judge(built[2]["judge"])
+    judge = load_judge(built[2]["judge"])
     classes = json.loads((built[0] / "classes.json").read_text())
     assert sorted(judge.classes) == sorted(classes) and judge.class_names == [classes[w] for w in judge.classes]
     for size in (16, 64, 8):
@@ -158,31 +160,31 @@ def test_cache_is_reused_and_only_missing_models_are_trained(built, monkeypatch)
     for name in ("train_clip", "train_sd"):
         monkeypatch.setattr(foundation, name, refuse)
     foundation.ensure_foundation(world, cache, scale="tiny")
-    assert (folders["judge"] / foundation.DONE).is_file() and judges.load_judge(folders["judge"]).classes
+    assert (folders["judge"] / foundation.DONE).is_file() and load_judge(folders["judge"]).classes
 
 
 def test_missing_or_malformed_files_name_the_file(built, tmp_path):
     world, cache, folders, _ = built
     judge = shutil.copytree(folders["judge"], tmp_path / "judge")
     (judge / "model.safetensors").unlink()
-    one_line_error(lambda: judges.load_judge(judge), "model.safetensors")
+    one_line_error(lambda: load_judge(judge), "model.safetensors")
     (judge / "config.json").unlink()
-    one_line_error(lambda: judges.load_judge(judge), "config.json", "vit_h_14.pth")
-    one_line_error(lambda: judges.load_judge(tmp_path / "nowhere"), "nowhere")
+    one_line_error(lambda: load_judge(judge), "config.json", "vit_h_14.pth")
+    one_line_error(lambda: load_judge(tmp_path / "nowhere"), "nowhere")
 
     vit = tmp_path / "vit"
     vit.mkdir()
     torch.save({"not": torch.zeros(1)}, vit / "vit_h_14.pth")
-    one_line_error(lambda: judges.load_judge(vit), "classes.json")
+    one_line_error(lambda: load_judge(vit), "classes.json")
     (vit / "classes.json").write_text(json.dumps(["n01440764"]))
-    one_line_error(lambda: judges.load_judge(vit), "vit_h_14.pth", "state dict")
+    one_line_error(lambda: load_judge(vit), "vit_h_14.pth", "state dict")
 
     clip = shutil.copytree(folders["clip"], tmp_path / "clip")
     (clip / "open_clip_model.safetensors").unlink()
-    one_line_error(lambda: judges.load_clip(clip), "open_clip_model.safetensors")
+    one_line_error(lambda: load_clip(clip), "open_clip_model.safetensors")
     for config in clip.glob("eegbench-clip-*.json"):
         config.unlink()
-    one_line_error(lambda: judges.load_clip(clip), "<name>.json", "embed_dim")
+    one_line_error(lambda: load_clip(clip), "<name>.json", "embed_dim")
 
     one_line_error(lambda: foundation.ensure_foundation(world, cache, scale="huge"), "huge", "ci")
     one_line_error(lambda: foundation.ensure_foundation(tmp_path, cache, scale="tiny"), "world.json")
@@ -192,7 +194,7 @@ def test_language_model_and_captioner_are_built_on_demand_and_load_through_the_r
     from PIL import Image
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from eegbench.models.lm import load_lm
+    from eegbench.models.pretrained.lm import load_lm
 
     world, cache, _, _ = built
     folders = foundation.ensure_foundation(world, cache, scale="tiny", names=("lm", "captioner"))
@@ -205,7 +207,7 @@ def test_language_model_and_captioner_are_built_on_demand_and_load_through_the_r
     assert model.config.n_embd == foundation.LM_WIDTH and model.config.vocab_size == len(tokenizer)
     frozen, _ = load_lm(folders["lm"])
     assert not any(p.requires_grad for p in frozen.parameters())
-    captioner = judges.load_captioner(folders["captioner"])
+    captioner = load_captioner(folders["captioner"])
     bank = json.loads((folders["captioner"] / "captions.json").read_text())
     stimuli = np.stack([np.asarray(Image.open(p).convert("RGB").resize((16, 16))).transpose(2, 0, 1)
                         for p in sorted((world / "images").rglob("*.JPEG"))[:4]])

@@ -175,7 +175,7 @@ def test_a_damaged_lm_or_captioner_folder_names_the_missing_file(finished, cache
 
 
 def test_a_real_blip_folder_is_checked_file_by_file(tmp_path):
-    from eegbench.evaluate.judges import check_captioner_folder
+    from eegbench.models.pretrained.captioner import check_captioner_folder
 
     folder = tmp_path / "blip"
     folder.mkdir()

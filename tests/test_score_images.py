@@ -51,7 +51,7 @@ def judge_dir(tmp_path_factory):
     import torch
     from safetensors.torch import save_file
 
-    from eegbench.evaluate.judges import judge_cnn
+    from eegbench.models.pretrained.judge import judge_cnn
 
     folder = tmp_path_factory.mktemp("judge")
     torch.manual_seed(0)

@@ -131,7 +131,7 @@ def test_a_transformers_blip_folder_captions_through_the_real_loading_code(tmp_p
     """A tiny random BLIP saved with save_pretrained (the layout of blip-image-captioning-base) loads and captions."""
     from transformers import BertTokenizerFast, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
 
-    from eegbench.evaluate.judges import check_captioner_folder, load_captioner
+    from eegbench.models.pretrained.captioner import check_captioner_folder, load_captioner
 
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "red", "circle", "blue", "square"]
     (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n")

@@ -20,7 +20,8 @@ from eegbench.config import StrictModel
 from eegbench.data.tuab import TASKS
 from eegbench.evaluate.context import evaluation
 from eegbench.io import figure_png
-from eegbench.evaluate.stats import class_balance_weights, weighted_mean
+from eegbench.data.balance import class_balance_weights
+from eegbench.evaluate.stats import weighted_mean
 
 NOTE = "recording-level balanced accuracy (window outputs averaged per recording), chance 0.5"
 WINDOW_NOTE = ("window-level balanced accuracy (per window the nearer class prompt wins; EEG-CLIP's zero-shot code), "

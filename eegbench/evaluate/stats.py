@@ -23,12 +23,6 @@ def weighted_mean(values: np.ndarray, weights: np.ndarray | None = None) -> floa
     return float(np.average(np.asarray(values, dtype=float), weights=weights))
 
 
-def class_balance_weights(y: np.ndarray) -> np.ndarray:
-    """Per-sample weights 1 / (size of the sample's class): their weighted mean of correctness is balanced accuracy."""
-    y = np.asarray(y)
-    return 1.0 / np.bincount(y)[y]
-
-
 def group_sums(values: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
     """Per-group sums of per-trial ``values`` ``[N, ...]`` (groups in sorted order); ``values`` itself without groups."""
     values = np.asarray(values, dtype=float)

@@ -120,7 +120,7 @@ def clip_image_features(ctx, images: np.ndarray) -> np.ndarray:
 
 
 def clip_text_features(ctx, texts: list[str]) -> np.ndarray:
-    from eegbench.evaluate.judges import clip_text_embeddings
+    from eegbench.models.pretrained.clip import clip_text_embeddings
 
     model, _, tokenizer = ctx.pretrained.clip()
     return clip_text_embeddings(model, tokenizer, list(texts))

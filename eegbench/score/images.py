@@ -116,7 +116,8 @@ def score_folders(generated_dir: Path, stimuli_dir: Path, *, judge_weights: Path
     from eegbench import paths, registry
     from eegbench.data.stimuli import load_pixels
     from eegbench.evaluate.context import EvalContext, higher_is_better
-    from eegbench.evaluate.judges import check_clip_folder, check_judge_folder
+    from eegbench.models.pretrained.clip import check_clip_folder
+    from eegbench.models.pretrained.judge import check_judge_folder
     from eegbench.evaluate.report import metric_record
     from eegbench.models.pretrained import Pretrained
 

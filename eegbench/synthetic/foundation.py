@@ -11,18 +11,18 @@ they load through the same calls:
 - ``clip/``: an open_clip model config ``<name>.json`` (the name is a hash of the config, so
   worlds never collide in open_clip's registry), ``open_clip_model.safetensors`` and
   ``tokenizer/``, a CLIP BPE tokenizer learned on the captions. Load with
-  ``evaluate.judges.load_clip``.
+  ``models.pretrained.clip.load_clip``.
 - ``sd/``: a diffusers ``StableDiffusionPipeline`` folder: ``unet``, ``vae`` (AutoencoderKL),
   ``text_encoder`` (the tiny CLIP's text tower converted to ``CLIPTextModel`` and kept frozen, as
   SD v1.5 keeps OpenAI CLIP's), ``tokenizer`` (the CLIP one), ``scheduler`` (DDIM, SD v1.5 betas).
 - ``judge/``: a small CNN classifier (``config.json`` + ``model.safetensors``). Load with
-  ``evaluate.judges.load_judge``.
+  ``models.pretrained.judge.load_judge``.
 - ``lm/``: a tiny GPT-2 (``GPT2LMHeadModel``, ``model.safetensors``) and a byte-level BPE tokenizer
   learned on the captions, ``<|endoftext|>`` its bos, eos and pad token; it models
-  ``<|endoftext|> caption <|endoftext|>``. Load with ``models.lm.load_lm`` (or transformers' Auto classes).
+  ``<|endoftext|> caption <|endoftext|>``. Load with ``models.pretrained.lm.load_lm`` (or transformers' Auto classes).
 - ``captioner/``: a CLIP-retrieval captioner, no training: ``captioner.json``, ``captions.json``
   (the caption bank: the train captions and their mirrors) and ``clip/`` (a copy of ``clip/``); an
-  image's caption is the bank caption nearest it in CLIP space. Load with ``evaluate.judges.load_captioner``.
+  image's caption is the bank caption nearest it in CLIP space. Load with ``models.pretrained.captioner.load_captioner``.
 
 ``sd`` and ``captioner`` need ``clip``. Each model is built in a temporary sibling folder,
 finished with ``done.json`` (seconds taken, final loss, recipe) and renamed into place; a folder
@@ -176,7 +176,7 @@ def train_judge(world_root: Path, recipe: Recipe, out: Path, progress: Progress 
     import torch.nn.functional as F
     from safetensors.torch import save_file
 
-    from eegbench.evaluate.judges import JUDGE_CONFIG, JUDGE_WEIGHTS, Judge, judge_cnn
+    from eegbench.models.pretrained.judge import JUDGE_CONFIG, JUDGE_WEIGHTS, Judge, judge_cnn
 
     data = world_images(world_root, ("train",), recipe.image_size)
     torch.manual_seed(recipe.seed)
@@ -269,7 +269,7 @@ def train_clip(world_root: Path, recipe: Recipe, out: Path, progress: Progress =
     from PIL import Image
     from safetensors.torch import save_file
 
-    from eegbench.evaluate.judges import CLIP_WEIGHTS
+    from eegbench.models.pretrained.clip import CLIP_WEIGHTS
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -354,7 +354,7 @@ def train_sd(world_root: Path, recipe: Recipe, out: Path, clip_folder: Path, pro
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTokenizer
 
-    from eegbench.evaluate.judges import load_clip
+    from eegbench.models.pretrained.clip import load_clip
 
     total = recipe.vae_steps + recipe.unet_steps
     data = world_images(world_root, ("train",), recipe.image_size)
@@ -500,7 +500,7 @@ def train_lm(world_root: Path, recipe: Recipe, out: Path, progress: Progress = N
 
 def build_captioner(world_root: Path, recipe: Recipe, out: Path, clip_folder: Path, progress: Progress = None) -> dict:
     """The CLIP-retrieval captioner: ``clip_folder``'s CLIP and a bank of the unique train captions and their mirrors."""
-    from eegbench.evaluate.judges import CAPTION_BANK, CAPTIONER_CONFIG, RETRIEVAL_CAPTIONER
+    from eegbench.models.pretrained.captioner import CAPTIONER_CONFIG, CAPTION_BANK, RETRIEVAL_CAPTIONER
 
     out = Path(out)
     data = world_images(world_root, ("train",), recipe.image_size)

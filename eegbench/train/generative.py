@@ -168,7 +168,7 @@ class GenerativeStage(Stage):
         """A fresh text head of the configured kind over features of ``width``."""
         import torch
 
-        from eegbench.evaluate.judges import clip_text_embeddings
+        from eegbench.models.pretrained.clip import clip_text_embeddings
         from eegbench.models.text_heads import RetrievalTextHead
 
         t = self.config.text
@@ -284,7 +284,7 @@ class GenerativeStage(Stage):
 
         import torch
 
-        from eegbench.evaluate.judges import clip_text_embeddings
+        from eegbench.models.pretrained.clip import clip_text_embeddings
 
         name = f"samples/{self.name}_consistency_epoch{epoch}.json"
         if (run.path / name).is_file():
@@ -313,7 +313,7 @@ class GenerativeStage(Stage):
         head; captions and their CLIP text embeddings for the text losses."""
         import torch
 
-        from eegbench.evaluate.judges import clip_text_embeddings
+        from eegbench.models.pretrained.clip import clip_text_embeddings
 
         c, out = self.config, {}
         first = [int(np.flatnonzero(data.image == i)[0]) for i in images]
@@ -390,7 +390,7 @@ class GenerativeStage(Stage):
         """The prior-only control: a fresh text head trained and run on a constant input (no EEG), ``n`` outputs."""
         import torch
 
-        from eegbench.evaluate.judges import clip_text_embeddings
+        from eegbench.models.pretrained.clip import clip_text_embeddings
         from eegbench.train.text import prior_only_text
 
         c, width = self.config, model.encoder.embed_dim

@@ -28,7 +28,7 @@ class Stage:
     def training_eeg(self, eeg, part: str):
         """``eeg`` as training sees it: itself, or Gaussian noise of its channel statistics when the stage's
         ``train_on`` is ``noise`` (the trained-on-noise control); ``part`` (train/val) picks the noise seed."""
-        from eegbench.evaluate.controls import noise_eeg
+        from eegbench.data.substitutes import noise_eeg
 
         if getattr(self.config, "train_on", "eeg") == "eeg":
             return eeg

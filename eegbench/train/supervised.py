@@ -16,6 +16,7 @@ from pydantic import Field
 
 from eegbench import runtime
 from eegbench.config import StrictModel
+from eegbench.data.balance import balanced_accuracy
 from eegbench.errors import UserError
 from eegbench.train.loop import Optim, Selection, Task, fit
 from eegbench.train.stage import Stage
@@ -125,13 +126,6 @@ def stimulus_clip(data, trials, pretrained):
     images, inverse = np.unique(data.image[trials], return_inverse=True)
     paths = [data.image_path(int(np.flatnonzero(data.image == i)[0])) for i in images]
     return pretrained.clip_image_embeddings(paths)[inverse]
-
-
-def balanced_accuracy(y, predicted) -> float:
-    """Mean over the classes present in ``y`` of the fraction of their samples predicted right."""
-    from eegbench.evaluate.stats import class_balance_weights, weighted_mean
-
-    return weighted_mean(predicted == y, class_balance_weights(y))
 
 
 def predict_logits(model, eeg, batch_size: int = 256, split: bool = False):

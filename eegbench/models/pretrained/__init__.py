@@ -1,5 +1,8 @@
 """The pretrained models a run uses: which local folders, checked before any work, loaded once.
 
+One module per kind holds its folder check and loader: ``sd``, ``clip``, ``judge``, ``captioner``,
+``lm`` and ``text``.
+
 A run names folders in its ``models`` section (``--sd-weights``, ``--clip-weights``,
 ``--judge-weights``, ``--text-weights``, ``--lm-weights``, ``--captioner-weights``). A folder left
 unset is taken from the synthetic world's own models (``synthetic.foundation.ensure_foundation``)
@@ -29,31 +32,6 @@ WHAT = {
     "lm": "a transformers causal LM folder (config.json, tokenizer, model.safetensors), e.g. gpt2 or Mistral-7B",
     "captioner": "a transformers BLIP captioning folder, e.g. blip-image-captioning-base",
 }
-# What StableDiffusionPipeline.from_pretrained reads; weights only as safetensors (nothing is unpickled).
-SD_FILES = {
-    "model_index.json": ("model_index.json",),
-    "unet weights": ("unet/diffusion_pytorch_model.safetensors",),
-    "unet config": ("unet/config.json",),
-    "vae weights": ("vae/diffusion_pytorch_model.safetensors",),
-    "vae config": ("vae/config.json",),
-    "text encoder weights": ("text_encoder/model.safetensors",),
-    "text encoder config": ("text_encoder/config.json",),
-    "tokenizer": ("tokenizer/tokenizer.json", "tokenizer/vocab.json"),
-    "scheduler": ("scheduler/scheduler_config.json",),
-}
-
-
-def check_sd_folder(folder: Path) -> None:
-    """Raise UserError naming the first file a diffusers SD folder lacks."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UserError(f"{folder}: Stable Diffusion folder not found; pass {WHAT['sd']} with {FLAGS['sd']}")
-    for what, options in SD_FILES.items():
-        if not any((folder / o).is_file() for o in options):
-            raise UserError(f"{folder / options[0]}: file not found ({what}); pass a complete diffusers-format folder "
-                            "with safetensors weights (convert .bin/.ckpt with diffusers' conversion scripts)")
-
-
 def resolve_folders(cfg, data_folder: Callable[[], Path], needed: set[str], cache_dir: Path) -> dict[str, Path]:
     """Folders of the ``needed`` models (a subset of ``FLAGS``) for run config ``cfg``.
 
@@ -69,7 +47,7 @@ def resolve_folders(cfg, data_folder: Callable[[], Path], needed: set[str], cach
         if problems:
             raise UserError(f"scale {cfg.scale} of {cfg.suite} runs on real inputs only; missing: {'; '.join(problems)}")
     if "text" in missing:
-        from eegbench.models.text import default_folder
+        from eegbench.models.pretrained.text import default_folder
 
         folders["text"] = default_folder()
         missing.remove("text")
@@ -83,9 +61,12 @@ def resolve_folders(cfg, data_folder: Callable[[], Path], needed: set[str], cach
         label = ", ".join(missing)
         folders |= ensure_foundation(world, cache_dir, scale=cfg.models["synthetic_recipe"], names=tuple(missing),
                                      progress=progress.callback(f"building the synthetic world's {label}"))
-    from eegbench.evaluate.judges import check_captioner_folder, check_clip_folder, check_judge_folder
-    from eegbench.models.lm import check_lm_folder
-    from eegbench.models.text import check_text_folder
+    from eegbench.models.pretrained.captioner import check_captioner_folder
+    from eegbench.models.pretrained.clip import check_clip_folder
+    from eegbench.models.pretrained.judge import check_judge_folder
+    from eegbench.models.pretrained.lm import check_lm_folder
+    from eegbench.models.pretrained.sd import check_sd_folder
+    from eegbench.models.pretrained.text import check_text_folder
 
     for name, check in (("sd", check_sd_folder), ("clip", check_clip_folder), ("judge", check_judge_folder),
                         ("text", check_text_folder), ("lm", check_lm_folder), ("captioner", check_captioner_folder)):
@@ -112,6 +93,8 @@ class Pretrained:
     def sd(self):
         """The Stable Diffusion pipeline, frozen, without a safety checker, on the runtime's device: VAE and text
         encoder in the run's weight dtype, the UNet in fp32 (the image head trains some of it and casts the rest)."""
+        from eegbench.models.pretrained.sd import load_sd
+
         def load(folder):
             rt = runtime.current()
             pipe = load_sd(folder)
@@ -124,7 +107,7 @@ class Pretrained:
 
     def clip(self):
         """``(model, preprocess, tokenizer)`` of the open_clip model, on the runtime's device in fp32."""
-        from eegbench.evaluate.judges import load_clip
+        from eegbench.models.pretrained.clip import load_clip
 
         def load(folder):
             model, preprocess, tokenizer = load_clip(folder)
@@ -136,7 +119,7 @@ class Pretrained:
         """[N, D] unit CLIP image embeddings of the images at ``paths``, cached per (CLIP folder, image list)."""
         import hashlib
 
-        from eegbench.evaluate.judges import clip_image_embeddings
+        from eegbench.models.pretrained.clip import clip_image_embeddings
 
         model, preprocess, _ = self.clip()
         digest = hashlib.sha256("\n".join(map(str, [self.folders["clip"], *paths])).encode()).hexdigest()[:16]
@@ -144,7 +127,7 @@ class Pretrained:
 
     def judge(self):
         """The n-way judge classifier, on the runtime's device in fp32."""
-        from eegbench.evaluate.judges import load_judge
+        from eegbench.models.pretrained.judge import load_judge
 
         def load(folder):
             judge = load_judge(folder)
@@ -154,15 +137,15 @@ class Pretrained:
         return self._get("judge", load)
 
     def text(self):
-        """The sentence encoder (``models.text.TextEncoder``), frozen, on the runtime's device in fp32."""
-        from eegbench.models.text import TextEncoder
+        """The sentence encoder (``models.pretrained.text.TextEncoder``), frozen, on the runtime's device in fp32."""
+        from eegbench.models.pretrained.text import TextEncoder
 
         return self._get("text", lambda folder: TextEncoder(folder).requires_grad_(False).eval()
                          .to(runtime.current().device))
 
     def lm(self):
-        """``(model, tokenizer)`` of the causal language model, frozen (``models.lm.load_lm``)."""
-        from eegbench.models.lm import load_lm
+        """``(model, tokenizer)`` of the causal language model, frozen (``models.pretrained.lm.load_lm``)."""
+        from eegbench.models.pretrained.lm import load_lm
 
         def load(folder):
             rt = runtime.current()
@@ -172,9 +155,9 @@ class Pretrained:
         return self._get("lm", load)
 
     def captioner(self):
-        """The image captioner: ``caption(images) -> list[str]`` (``evaluate.judges.load_captioner``), on the
+        """The image captioner: ``caption(images) -> list[str]`` (``models.pretrained.captioner.load_captioner``), on the
         runtime's device in fp32."""
-        from eegbench.evaluate.judges import load_captioner
+        from eegbench.models.pretrained.captioner import load_captioner
 
         def load(folder):
             captioner = load_captioner(folder)
@@ -182,28 +165,3 @@ class Pretrained:
             return captioner
 
         return self._get("captioner", load)
-
-
-def load_sd(folder: Path):
-    """``StableDiffusionPipeline`` from a local diffusers folder, every module frozen and in eval mode."""
-    import diffusers
-    import transformers
-    from diffusers import StableDiffusionPipeline
-
-    for library in (diffusers, transformers):  # their loading bars and install advice would bury eegbench's output
-        library.utils.logging.set_verbosity_error()
-        library.utils.logging.disable_progress_bar()
-    check_sd_folder(folder)
-    try:
-        pipe = StableDiffusionPipeline.from_pretrained(folder, safety_checker=None, feature_extractor=None,
-                                                       requires_safety_checker=False, use_safetensors=True,
-                                                       local_files_only=True)
-    except Exception as e:  # diffusers raises many types for a damaged folder
-        detail = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-        raise UserError(f"{folder}: cannot load as a Stable Diffusion pipeline ({detail}); "
-                        "pass a complete diffusers-format folder") from None
-    for module in (pipe.unet, pipe.vae, pipe.text_encoder):
-        module.eval().requires_grad_(False)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
