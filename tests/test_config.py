@@ -113,3 +113,16 @@ def test_parse_set_values():
         "a.b": 1e-4, "c": 3, "d": None, "e": "text", "f": [1, 2]}
     with pytest.raises(UserError, match="expected KEY=VALUE"):
         config.parse_set(["novalue"])
+
+
+def test_every_suite_variant_and_scale_resolves():
+    from eegbench import registry
+
+    import yaml
+
+    for entry in registry.suites:
+        raw = yaml.safe_load(Path(registry.suites.get(entry.name)).read_text())
+        for variant in ["default", *raw.get("variants", {})]:
+            for scale in ["ci", "small", "paper"]:
+                cfg = config.resolve(entry.name, variant=variant, scale=scale)
+                assert cfg.suite == entry.name and cfg.variant == variant and cfg.stages, (entry.name, variant, scale)
