@@ -4,6 +4,7 @@ import sys
 import pytest
 
 from eegbench import registry
+from eegbench.config import StrictModel
 from eegbench.errors import UserError
 from eegbench.registry import Registry
 
@@ -84,3 +85,52 @@ def test_cli_help_and_list_do_not_import_torch(args):
     assert out.returncode == 0, out.stderr
     expected = {"--help": ["run", "list", "show"], "list": ["deep4", "smoke"], "encoders": ["deep4"]}[args[-1]]
     assert all(word in out.stdout for word in expected), out.stdout
+
+
+def test_every_builtin_honours_its_kinds_contract():
+    """Not only importable: each entry is what its registry promises."""
+    import inspect
+
+    import numpy as np
+    import torch
+
+    from eegbench.evaluate.context import higher_is_better
+    from eegbench.models.pretrained import FLAGS
+    from eegbench.train.stage import Stage
+
+    from eegbench import config
+
+    built = set()
+    for suite in registry.suites:  # each stage as a suite configures it (needs and produces follow the config)
+        for name, spec in config.resolve(suite.name, scale="ci").stages.items():
+            stage = registry.stages.get(spec["kind"])(name, spec, 0)
+            assert isinstance(stage, Stage) and callable(stage.run) and callable(stage.predict), spec["kind"]
+            assert set(stage.needs) <= set(FLAGS) and all(isinstance(k, str) for k in stage.produces), spec["kind"]
+            built.add(spec["kind"])
+    assert built == set(registry.stages.names())  # every stage kind is used by some suite
+    for entry in registry.evaluations:
+        fn = registry.evaluations.get(entry.name)
+        assert fn.reads and all(isinstance(k, str) for k in fn.reads), entry.name
+        assert set(fn.needs) <= set(FLAGS) and isinstance(higher_is_better(entry.name, fn), bool), entry.name
+    eeg = torch.randn(2, 4, 512)
+    for entry in registry.encoders:  # built as the stages build them: EEG [B, C, T] -> features [B, out_dim]
+        small = {"embed_dim": 16, "depth": 1, "heads": 2, "decoder_embed_dim": 8, "decoder_depth": 1,
+                 "decoder_heads": 2} if entry.name == "mae-vit" else {}
+        encoder = registry.encoders.get(entry.name)(n_chans=4, n_times=512, out_dim=8, **small).eval()
+        assert isinstance(encoder, torch.nn.Module) and encoder(eeg).shape == (2, 8), entry.name
+    for entry in registry.heads:
+        head = registry.heads.get(entry.name)(8, 3)
+        assert head(torch.zeros(2, 8)).shape == (2, 3), entry.name
+    for entry in registry.controls:
+        control = registry.controls.get(entry.name)
+        if getattr(control, "model_control", False):
+            assert control.produces and len(inspect.signature(control).parameters) == 1, entry.name
+        else:
+            x = np.random.default_rng(0).normal(size=(5, 4, 64)).astype(np.float32)
+            assert control(x, 0).shape == x.shape and not np.array_equal(control(x, 0), x), entry.name
+    for entry in registry.probes:
+        assert list(inspect.signature(registry.probes.get(entry.name)).parameters)[0] == "data", entry.name
+    for entry in registry.datasets:
+        dataset = registry.datasets.get(entry.name)
+        assert issubclass(dataset.Config, StrictModel) and callable(dataset.load), entry.name
+        assert dataset.Config().root is None, entry.name  # unset root: the synthetic world
