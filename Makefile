@@ -6,7 +6,7 @@ PY := .venv/bin/python
 export EEGBENCH_CACHE ?= $(CURDIR)/.cache
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup run test check bench leaderboards
+.PHONY: setup run test test-fast check bench leaderboards
 
 $(UV):
 	python3 -m venv $(BOOT)
@@ -18,8 +18,11 @@ setup: $(UV)  ## create .venv exactly as locked
 run: setup  ## the main job on the embedded default (synthetic world)
 	.venv/bin/eegbench run --suite dreamdiffusion
 
-test: setup  ## the test suite
+test: setup  ## the test suite: both tiers
 	$(PY) -m pytest
+
+test-fast: setup  ## the fast tier: unit and mechanics tests (everything not marked slow)
+	$(PY) -m pytest -m "not slow"
 
 check: setup  ## regression check: every suite at ci scale against leaderboards/*.ci.reference.json
 	.venv/bin/eegbench check --suite all --scale ci $(CHECK_ARGS)

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from eegbench import registry
+from eegbench import contracts, registry
 from eegbench.errors import UserError
 
 SCALES = ("ci", "small", "paper")
@@ -253,6 +253,25 @@ def suite_path(name_or_path: str) -> Path:
     return Path(registry.suites.get(name_or_path))
 
 
+
+def _check_chain(layers, dataset: str, dataset_cls, stages: dict[str, dict], seed: int) -> None:
+    """The stages' contracts (``eegbench.contracts``), in order: each takes the kind of model the stage before
+    it hands on (the first, nothing) and finds in the dataset what it requires; the first mismatch fails."""
+    handed, before = None, None
+    offers = set(getattr(dataset_cls, "offers", ()))
+    for name, spec in stages.items():
+        stage = registry.stages.get(spec["kind"])(name, spec, seed)
+        if not contracts.accepts(stage.consumes, handed):
+            given = f"{before!r} before it hands on {contracts.a(handed)}" if before else "it comes first"
+            raise _fail(layers, ("stages", name, "kind"), f"{spec['kind']} takes {contracts.describe(stage.consumes)}, "
+                        f"but {given}; reorder the stages or change their kinds")
+        lacking = sorted(set(stage.requires) - offers)
+        if lacking:
+            raise _fail(layers, ("stages", name, "kind"), f"{spec['kind']} needs the dataset's "
+                        f"{' and '.join(lacking)}, which {dataset} does not offer; pick a dataset that has them")
+        handed, before = stage.hands_on, name
+
+
 def resolve(suite: str, *, variant: str = DEFAULT_VARIANT, scale: str = DEFAULT_SCALE,
             overrides: dict[str, Any] | None = None, seed: int | None = None,
             data_root: str | None = None, weights: dict[str, str] | None = None) -> Resolved:
@@ -302,14 +321,21 @@ def resolve(suite: str, *, variant: str = DEFAULT_VARIANT, scale: str = DEFAULT_
         stage_cls = _known(layers, ("stages", stage_name, "kind"), registry.stages, ref.kind)
         body = {k: v for k, v in tree["stages"][stage_name].items() if k != "kind"}
         stages[stage_name] = {"kind": ref.kind, **validate_component(layers, ("stages", stage_name), stage_cls.Config, body)}
+    _check_chain(layers, shape.dataset.name, dataset_cls, stages, shape.seed)
     last = list(stages)[-1] if stages else None
     produces = set(registry.stages.get(stages[last]["kind"])(last, stages[last], shape.seed).produces) if last else set()
+    offers = set(getattr(dataset_cls, "offers", ()))
     for i, name in enumerate(shape.evaluate):
-        reads = set(getattr(_known(layers, ("evaluate", i), registry.evaluations, name), "reads", ()))
+        evaluate = _known(layers, ("evaluate", i), registry.evaluations, name)
+        reads = set(getattr(evaluate, "reads", ()))
         if last and not reads <= produces:
             raise _fail(layers, ("evaluate", i), f"{name} scores {' and '.join(sorted(reads))}, but the last stage {last!r} "
                         f"predicts {' and '.join(sorted(produces)) or 'nothing'}; pick evaluations for it "
                         "(`eegbench list evaluations`) or add a stage")
+        lacking = sorted(set(getattr(evaluate, "requires", ())) - offers)
+        if lacking:
+            raise _fail(layers, ("evaluate", i), f"{name} needs the dataset's {' and '.join(lacking)}, which "
+                        f"{shape.dataset.name} does not offer; pick evaluations for this dataset")
     for name in shape.evaluation_args:
         if name not in shape.evaluate:
             raise _fail(layers, ("evaluation_args", name), f"{name} is not in evaluate: {shape.evaluate}; remove it or add it there")

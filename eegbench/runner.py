@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from eegbench import registry, runtime
+from eegbench import contracts, registry, runtime
 from eegbench.config import Resolved
 from eegbench.errors import UserError
 from eegbench.evaluate.context import EvalContext, higher_is_better
@@ -90,6 +90,9 @@ def _execute(cfg: Resolved, rt, *, out: Path, cache_dir: Path, force: bool, wand
         model = None
         for stage in stages:
             model = stage.run(data, run, model, pretrained)
+            if not contracts.conforms(model, stage.hands_on):
+                raise RuntimeError(f"stage {stage.name!r} declares it hands on a {stage.hands_on} but returned a "
+                                   f"{type(model).__name__} without that kind's methods (eegbench.contracts)")
         if train_only:
             run.write_json("run.json", {"status": TRAINED, "run_id": cfg.hash()})
             run.log("trained (test not scored)")

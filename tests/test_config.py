@@ -126,3 +126,46 @@ def test_every_suite_variant_and_scale_resolves():
             for scale in ["ci", "small", "paper"]:
                 cfg = config.resolve(entry.name, variant=variant, scale=scale)
                 assert cfg.suite == entry.name and cfg.variant == variant and cfg.stages, (entry.name, variant, scale)
+
+
+@pytest.mark.parametrize("stages, evaluate, dataset, message", [
+    ("{pre: {kind: msm}, talk: {kind: projector}}", "[text_bleu]", "imagenet-eeg",
+     r"stages.talk.kind: projector takes a classifier, but 'pre' before it hands on a token-encoder"),
+    ("{talk: {kind: projector}}", "[text_bleu]", "imagenet-eeg",
+     r"stages.talk.kind: projector takes a classifier, but it comes first"),
+    ("{classify: {kind: supervised}, pre: {kind: msm}}", "[nway_top1]", "imagenet-eeg",
+     r"stages.pre.kind: msm takes nothing \(it comes first\), but 'classify' before it hands on a classifier"),
+    ("{align: {kind: contrastive}}", "[retrieval]", "imagenet-eeg",
+     r"stages.align.kind: contrastive needs the dataset's recordings and reports, which imagenet-eeg"),
+    ("{classify: {kind: supervised}}", "[nway_top1, linear_probe]", "tuab",
+     r"evaluate.1: linear_probe scores embeddings, but the last stage 'classify' predicts logits"),
+    ("{pre: {kind: msm}, gen: {kind: generative}}", "[zero_shot]", "imagenet-eeg",
+     r"evaluate.0: zero_shot scores embeddings, but the last stage 'gen' predicts images"),
+])
+def test_a_chain_that_does_not_fit_is_refused_at_the_first_mismatch(tmp_path, stages, evaluate, dataset, message):
+    path = write(tmp_path, "chain.yaml", f"suite: chain\ndataset: {{name: {dataset}}}\nstages: {stages}\n"
+                                         f"evaluate: {evaluate}\n")
+    with pytest.raises(UserError, match=r"chain.yaml: " + message):
+        config.resolve(str(path))
+
+
+def test_an_evaluation_needing_what_the_dataset_lacks_is_refused(tmp_path, monkeypatch):
+    from eegbench import registry
+
+    path = write(tmp_path, "mini.yaml", BASE.replace("[nway_top1]", "[nway_top1, reports_read]"))
+    fn = registry.evaluations.get("nway_top1")
+    stub = type("Stub", (), {"reads": fn.reads, "needs": (), "requires": ("reports",), "higher_is_better": True})
+    monkeypatch.setitem(registry.evaluations._entries, "reports_read", registry.Entry("reports_read", obj=stub))
+    with pytest.raises(UserError, match=r"evaluate.1: reports_read needs the dataset's reports, which imagenet-eeg "
+                                        r"does not offer"):
+        config.resolve(str(path))
+
+
+def test_show_rejects_a_mismatched_chain_before_any_work(tmp_path, monkeypatch, capsys):
+    from test_cli import invoke
+
+    path = write(tmp_path, "chain.yaml", "suite: chain\ndataset: {name: imagenet-eeg}\n"
+                                         "stages: {pre: {kind: msm}, talk: {kind: projector}}\nevaluate: [text_bleu]\n")
+    code, _, err = invoke(monkeypatch, capsys, "show", str(path))
+    assert code == 2 and "projector takes a classifier, but 'pre' before it hands on a token-encoder" in err
+    assert len(err.strip().splitlines()) == 1

@@ -1,5 +1,5 @@
-"""Imports run one way down the layers: base modules (errors, paths, progress, io, registry, config,
-runtime) < data and synthetic < models < train < evaluate < track < runner, sweeps, score < cli. Every
+"""Imports run one way down the layers: base modules (errors, paths, progress, io, registry, contracts,
+config, runtime) < data and synthetic < models < train < evaluate < track < runner, sweeps, score < cli. Every
 import is read from the source, the ones inside functions too."""
 
 import ast
@@ -14,7 +14,7 @@ FORBIDDEN = {
     "train": {"evaluate", "track"},
     "evaluate": {"train", "track"},
 }
-BASE = {"errors", "paths", "progress", "io", "registry", "config", "runtime"}
+BASE = {"errors", "paths", "progress", "io", "registry", "contracts", "config", "runtime"}
 # EEG-CLIP's baselines are trained inside its evaluation; they become stages with issue 16's item 3
 KNOWN = {("evaluate.eegclip", "train.supervised")}
 

@@ -98,7 +98,7 @@ def test_every_builtin_honours_its_kinds_contract():
     from eegbench.models.pretrained import FLAGS
     from eegbench.train.stage import Stage
 
-    from eegbench import config
+    from eegbench import config, contracts
 
     built = set()
     for suite in registry.suites:  # each stage as a suite configures it (needs and produces follow the config)
@@ -106,12 +106,15 @@ def test_every_builtin_honours_its_kinds_contract():
             stage = registry.stages.get(spec["kind"])(name, spec, 0)
             assert isinstance(stage, Stage) and callable(stage.run) and callable(stage.predict), spec["kind"]
             assert set(stage.needs) <= set(FLAGS) and all(isinstance(k, str) for k in stage.produces), spec["kind"]
+            assert stage.hands_on in contracts.IS_ALSO and set(stage.consumes) <= {None, *contracts.IS_ALSO}, spec["kind"]
+            assert set(stage.requires) <= set(contracts.DATA_ITEMS), spec["kind"]
             built.add(spec["kind"])
     assert built == set(registry.stages.names())  # every stage kind is used by some suite
     for entry in registry.evaluations:
         fn = registry.evaluations.get(entry.name)
         assert fn.reads and all(isinstance(k, str) for k in fn.reads), entry.name
         assert set(fn.needs) <= set(FLAGS) and isinstance(higher_is_better(entry.name, fn), bool), entry.name
+        assert set(fn.requires) <= set(contracts.DATA_ITEMS), entry.name
     eeg = torch.randn(2, 4, 512)
     for entry in registry.encoders:  # built as the stages build them: EEG [B, C, T] -> features [B, out_dim]
         small = {"embed_dim": 16, "depth": 1, "heads": 2, "decoder_embed_dim": 8, "decoder_depth": 1,
@@ -134,3 +137,4 @@ def test_every_builtin_honours_its_kinds_contract():
         dataset = registry.datasets.get(entry.name)
         assert issubclass(dataset.Config, StrictModel) and callable(dataset.load), entry.name
         assert dataset.Config().root is None, entry.name  # unset root: the synthetic world
+        assert {"eeg", "splits"} <= set(dataset.offers) <= set(contracts.DATA_ITEMS), entry.name

@@ -19,7 +19,8 @@ from eegbench.synthetic.tuab import TUABSpec
 class SyntheticByDefault:
     """A dataset component whose data is the user's ``root`` or, when unset, a generated synthetic world.
 
-    Subclasses define ``Config`` (with ``root`` and ``world``), ``generate`` and ``load``.
+    Subclasses define ``Config`` (with ``root`` and ``world``), ``generate``, ``load`` and ``offers``, what the
+    loaded data holds (``contracts.DATA_ITEMS``).
     """
 
     Config: type[StrictModel]
@@ -38,6 +39,8 @@ class SyntheticByDefault:
 
 class ImageNetEEG(SyntheticByDefault):
     """ImageNet-EEG (Spampinato et al. 2017): the real files under ``root``, or the synthetic world."""
+
+    offers = ("eeg", "labels", "splits", "subjects", "images", "captions")  # contracts.DATA_ITEMS
 
     class Config(StrictModel):
         root: str | None = None  # folder holding the .pth files; unset = the synthetic world
@@ -86,6 +89,8 @@ class ImageNetEEG(SyntheticByDefault):
 
 class TUAB(SyntheticByDefault):
     """TUH Abnormal EEG (TUAB) with physician reports: a real tree under ``root``, or the synthetic one."""
+
+    offers = ("eeg", "labels", "splits", "subjects", "recordings", "reports", "tasks")  # contracts.DATA_ITEMS
 
     class Config(StrictModel):
         root: str | None = None  # the folder above v3.0.1/ (or v2.0.0/); unset = the synthetic world

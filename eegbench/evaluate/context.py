@@ -24,14 +24,16 @@ from eegbench.errors import UserError
 
 
 def evaluation(reads: str | tuple[str, ...], needs: tuple[str, ...] = (), precheck=None, config=None,
-               higher_is_better: bool | None = None):
+               higher_is_better: bool | None = None, requires: tuple[str, ...] = ()):
     """Declare what an evaluation scores: the prediction key(s) it ``reads`` ("logits", "images",
-    "embeddings", "text"), the pretrained models it ``needs`` (sd, clip, judge, text, lm, captioner), an optional
+    "embeddings", "text"), what it ``requires`` of the dataset beyond the trials' EEG and labels
+    (``contracts.DATA_ITEMS``, e.g. "images"), the pretrained models it ``needs`` (sd, clip, judge, text, lm,
+    captioner), an optional
     ``precheck(ctx)`` the run calls before training (it raises UserError on inputs that cannot work),
     an optional pydantic ``config`` model of its arguments, and whether a higher value is better
     (required: :func:`higher_is_better` refuses an evaluation that leaves it None)."""
     def mark(fn):
-        fn.reads, fn.needs = (reads,) if isinstance(reads, str) else tuple(reads), needs
+        fn.reads, fn.needs, fn.requires = (reads,) if isinstance(reads, str) else tuple(reads), needs, tuple(requires)
         fn.higher_is_better = higher_is_better
         if precheck is not None:
             fn.precheck = precheck

@@ -166,7 +166,8 @@ def _prototypes(ctx, classes: list[list[str]]) -> list[np.ndarray]:
     return [_unit(_unit(ctx.embed_text(prompts)).mean(0)) for prompts in classes]
 
 
-@evaluation("embeddings", needs=("text",), config=ZeroShotArgs, higher_is_better=True)
+@evaluation("embeddings", needs=("text",), config=ZeroShotArgs, higher_is_better=True,
+            requires=("recordings", "tasks"))
 def zero_shot(predictions: dict, ctx, args: ZeroShotArgs) -> dict:
     """Cosine of each window to the mean prompt embedding of each class, the margin averaged per recording;
     no training on labels."""
@@ -179,7 +180,8 @@ def zero_shot(predictions: dict, ctx, args: ZeroShotArgs) -> dict:
     return {"parts": parts}
 
 
-@evaluation("embeddings", needs=("text",), config=ZeroShotArgs, higher_is_better=True)
+@evaluation("embeddings", needs=("text",), config=ZeroShotArgs, higher_is_better=True,
+            requires=("recordings", "tasks"))
 def zero_shot_window(predictions: dict, ctx, args: ZeroShotArgs) -> dict:
     """The authors' zero-shot: each window takes the class whose prompt embedding is nearer (cosine; a tie
     goes to class 1, as in their code); balanced accuracy over windows, its CI over recordings."""
@@ -197,7 +199,8 @@ def zero_shot_window(predictions: dict, ctx, args: ZeroShotArgs) -> dict:
     return {"parts": parts}
 
 
-@evaluation("embeddings", config=ProbeArgs, higher_is_better=True)
+@evaluation("embeddings", config=ProbeArgs, higher_is_better=True,
+            requires=("recordings", "tasks"))
 def linear_probe(predictions: dict, ctx, args: ProbeArgs) -> dict:
     """Logistic regression on frozen embeddings; its control refits it on permuted training labels."""
     features = {s: ctx.outputs(s)["embeddings"] for s in ("train", "val")}
@@ -212,7 +215,8 @@ def linear_probe(predictions: dict, ctx, args: ProbeArgs) -> dict:
     return {"parts": parts}
 
 
-@evaluation("embeddings", config=FewShotArgs, higher_is_better=True)
+@evaluation("embeddings", config=FewShotArgs, higher_is_better=True,
+            requires=("recordings", "tasks"))
 def few_shot(predictions: dict, ctx, args: FewShotArgs) -> dict:
     """Probes fitted on a fraction of the training subjects, averaged over seeds; plus the learning curve."""
     data = ctx.data
@@ -264,7 +268,8 @@ def _learning_curve(parts: dict, args: FewShotArgs, n_subjects: int, warnings: l
     return figure_png(fig, dpi=100)
 
 
-@evaluation("embeddings", needs=("text",), config=RetrievalArgs, higher_is_better=True)
+@evaluation("embeddings", needs=("text",), config=RetrievalArgs, higher_is_better=True,
+            requires=("recordings", "reports"))
 def retrieval(predictions: dict, ctx, args: RetrievalArgs) -> dict:
     """Each test recording's mean embedding ranks the distinct test reports; recall@k of its own report
     (ties count against it)."""
@@ -286,7 +291,8 @@ def retrieval(predictions: dict, ctx, args: RetrievalArgs) -> dict:
                       for k in args.ks}}
 
 
-@evaluation("embeddings", config=BaselineArgs, higher_is_better=True)
+@evaluation("embeddings", config=BaselineArgs, higher_is_better=True,
+            requires=("recordings", "tasks"))
 def baselines(predictions: dict, ctx, args: BaselineArgs) -> dict:
     """EEG-CLIP's comparison rows: a Deep4 trained end to end per task (selected on val), and probes on a
     random-init frozen encoder and on the encoder trained for another task."""

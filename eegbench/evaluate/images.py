@@ -175,7 +175,8 @@ def _judged(predictions: dict, ctx: EvalContext) -> tuple[dict, dict]:
     return ctx.memoised(("nway_top1", id(probs)), compute)[1:]
 
 
-@evaluation("images", needs=("judge",), precheck=EvalContext.check_stimuli, higher_is_better=True)
+@evaluation("images", needs=("judge",), precheck=EvalContext.check_stimuli,
+            higher_is_better=True, requires=("images",))
 def image_nway_top1(predictions: dict, ctx: EvalContext) -> dict:
     """n-way top-1 of generated images, ground truth = the judge's class of the stimulus; mean over samples."""
     scored, _ = _judged(predictions, ctx)
@@ -183,7 +184,8 @@ def image_nway_top1(predictions: dict, ctx: EvalContext) -> dict:
             "note": f"{scored['n']}-way, judge's class of the stimulus, mean over samples"}
 
 
-@evaluation("images", needs=("judge",), precheck=EvalContext.check_stimuli, higher_is_better=True)
+@evaluation("images", needs=("judge",), precheck=EvalContext.check_stimuli,
+            higher_is_better=True, requires=("images",))
 def image_nway_top1_max(predictions: dict, ctx: EvalContext) -> dict:
     """DreamDiffusion's "(max)": the n-way top-1 of the best sample set (sample s of every trial) over the test set."""
     scored, chances = _judged(predictions, ctx)
@@ -194,7 +196,8 @@ def image_nway_top1_max(predictions: dict, ctx: EvalContext) -> dict:
                     "per resample; chance = the same choice among samples carrying no information)"}
 
 
-@evaluation("images", needs=("judge",), precheck=EvalContext.check_stimuli, higher_is_better=True)
+@evaluation("images", needs=("judge",), precheck=EvalContext.check_stimuli,
+            higher_is_better=True, requires=("images",))
 def image_nway_top1_oracle(predictions: dict, ctx: EvalContext) -> dict:
     """As image_nway_top1 but each trial's best sample: an oracle choice, reported apart, with its own chance."""
     scored, chances = _judged(predictions, ctx)
@@ -203,7 +206,8 @@ def image_nway_top1_oracle(predictions: dict, ctx: EvalContext) -> dict:
                     "comparable to mean or (max); chance = the same choice among samples carrying no information)"}
 
 
-@evaluation("images", needs=("judge",), precheck=_check_labels, higher_is_better=True)
+@evaluation("images", needs=("judge",), precheck=_check_labels,
+            higher_is_better=True, requires=("images",))
 def image_nway_top1_label(predictions: dict, ctx: EvalContext) -> dict:
     """n-way top-1 of generated images with the dataset label as ground truth; mean over samples."""
     scored = nway_topk(ctx.judge_probs(predictions["images"]), ctx.label_in_judge_classes(), seed=ctx.seed)
@@ -215,7 +219,8 @@ class SsimArgs(StrictModel):
     definition: Literal["skimage", "gaussian"] = "skimage"  # skimage: DreamDiffusion's
 
 
-@evaluation("images", precheck=EvalContext.check_stimuli, config=SsimArgs, higher_is_better=True)
+@evaluation("images", precheck=EvalContext.check_stimuli, config=SsimArgs,
+            higher_is_better=True, requires=("images",))
 def image_ssim_2way(predictions: dict, ctx: EvalContext, args: SsimArgs) -> dict:
     """Pair-wise 2-way identification by SSIM to the stimulus (``definition``: skimage or gaussian), mean over samples."""
     images = predictions["images"]
@@ -227,14 +232,16 @@ def image_ssim_2way(predictions: dict, ctx: EvalContext, args: SsimArgs) -> dict
             "note": f"2-way, {SSIM_NOTES[args.definition]}, mean over samples"}
 
 
-@evaluation("images", precheck=EvalContext.check_stimuli, higher_is_better=True)
+@evaluation("images", precheck=EvalContext.check_stimuli,
+            higher_is_better=True, requires=("images",))
 def image_pcc_2way(predictions: dict, ctx: EvalContext) -> dict:
     """Pair-wise 2-way identification by pixel correlation (PCC) to the stimulus, mean over samples."""
     return {**_two_way(predictions["images"], ctx, pearson_matrix), "definition": "dreamdiffusion",
             "note": "2-way, Pearson correlation of RGB pixels, mean over samples"}
 
 
-@evaluation("images", needs=("clip",), precheck=EvalContext.check_stimuli, higher_is_better=True)
+@evaluation("images", needs=("clip",), precheck=EvalContext.check_stimuli,
+            higher_is_better=True, requires=("images",))
 def image_clip_2way(predictions: dict, ctx: EvalContext) -> dict:
     """Pair-wise 2-way identification by CLIP image-embedding cosine to the stimulus, mean over samples."""
     from eegbench.evaluate.text import clip_image_features

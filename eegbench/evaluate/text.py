@@ -67,13 +67,13 @@ def text_metrics(kind: str, definition: str, outputs, targets, seed: int) -> dic
             for part, out in real.items()}
 
 
-@evaluation(reads="text", config=TextMetricArgs, higher_is_better=True)
+@evaluation(reads="text", config=TextMetricArgs, higher_is_better=True, requires=("captions",))
 def text_bleu(pred: dict, ctx, args: TextMetricArgs) -> dict:
     """BLEU-1..4 of the output against the trial's caption, under the named definition."""
     return {"parts": text_metrics("bleu", args.definition, pred["text"], references(ctx), ctx.seed)}
 
 
-@evaluation(reads="text", config=TextMetricArgs, higher_is_better=True)
+@evaluation(reads="text", config=TextMetricArgs, higher_is_better=True, requires=("captions",))
 def text_rouge(pred: dict, ctx, args: TextMetricArgs) -> dict:
     """ROUGE-1, ROUGE-2 and ROUGE-L F1 of the output against the trial's caption, under the named definition."""
     return {"parts": text_metrics("rouge", args.definition, pred["text"], references(ctx), ctx.seed)}
@@ -97,7 +97,7 @@ def similarity_scored(ctx, outputs: list[str], targets: list[str]) -> dict:
                          "chance_per_trial": minilm_cosine(ctx, outputs, shifted)}, outputs)
 
 
-@evaluation(reads="text", needs=("text",), higher_is_better=True)
+@evaluation(reads="text", needs=("text",), higher_is_better=True, requires=("captions",))
 def text_similarity(pred: dict, ctx) -> dict:
     """Cosine of MiniLM sentence embeddings of the output and the trial's caption."""
     return similarity_scored(ctx, pred["text"], references(ctx))
@@ -161,7 +161,7 @@ def _clipscore(ctx, image_emb: np.ndarray, texts, convention: str) -> dict:
 
 
 @evaluation(reads="text", needs=("clip",), precheck=lambda ctx: ctx.check_stimuli(), config=ClipScoreArgs,
-            higher_is_better=True)
+            higher_is_better=True, requires=("images",))
 def clipscore_stimulus(pred: dict, ctx, args: ClipScoreArgs) -> dict:
     """CLIPScore of the trial's stimulus image and the generated text (the world's/user's CLIP), per convention."""
     size = ctx.pretrained.clip()[0].visual.image_size

@@ -33,6 +33,8 @@ class ContrastiveStage(Stage):
 
     needs = ("text",)
     produces = ("embeddings",)
+    hands_on = "eeg-text"
+    requires = ("eeg", "splits", "recordings", "reports")
 
     class Config(StrictModel):
         encoder: str = "deep4"

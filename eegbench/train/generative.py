@@ -61,6 +61,9 @@ class TextHeadConfig(Decoding):
 class GenerativeStage(Stage):
     """EEG -> images (Stable Diffusion, DreamDiffusion) and/or captions from one encoder; chosen on val."""
 
+    consumes = (None, "token-encoder")  # a new MAE-ViT, or the one msm pretrained
+    hands_on = "joint"
+
     class Config(StrictModel):
         encoder_args: dict = {}  # MAEEncoder shape when no earlier stage hands on an encoder (no-msm ablations)
         image: bool = True  # the image head; false: a text-only model (no Stable Diffusion)
@@ -97,6 +100,11 @@ class GenerativeStage(Stage):
     @property
     def produces(self) -> tuple[str, ...]:
         return ("images",) * self.config.image + ("text",) * (self.config.text is not None)
+
+    @property
+    def requires(self) -> tuple[str, ...]:
+        """Stimulus images for the image head and CLIP alignment; captions for a text head."""
+        return ("eeg", "splits", "images") + ("captions",) * (self.config.text is not None)
 
     @property
     def needs(self) -> tuple[str, ...]:

@@ -33,6 +33,8 @@ EXTRA_SUFFIXES = (".npy", ".edf", ".bdf")
 class MSMStage(Stage):
     """MAE-ViT pretrained by masked signal modelling (DreamDiffusion); checkpoint chosen on val MSE."""
 
+    hands_on = "token-encoder"
+
     class Config(StrictModel):
         encoder_args: dict = {}  # MAEEncoder widths/depths/heads/patch/mlp_ratio; paper scale by default
         mask_ratio: float = Field(0.75, gt=0, lt=1)
@@ -59,9 +61,6 @@ class MSMStage(Stage):
     def run(self, data, run, model=None, pretrained=None):
         """Pretrain on ``data.splits['train']`` (+ ``extra_eeg``), select on ``'val'``; return the MAEEncoder."""
         c = self.config
-        if model is not None:
-            raise UserError(f"stages.{self.name}: an msm stage pretrains a new encoder and takes no model from an "
-                            "earlier stage; make it the first stage")
         n_chans, n_times = data.eeg.shape[1:]
         model = self.build(n_chans, n_times)
         if c.epochs == 0:

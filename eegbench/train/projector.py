@@ -27,6 +27,9 @@ class ProjectorStage(Stage):
     """A trained projector of the frozen encoder's CLIP-space features into a frozen LM; chosen on val."""
 
     produces = ("text", "logits")
+    consumes = ("classifier",)  # Thought2Text's encoder stage: supervised with clip_weight > 0
+    hands_on = "text-projector"
+    requires = ("eeg", "splits", "labels", "images", "captions")
 
     class Config(Decoding):
         prefix_tokens: int = Field(1, ge=1)  # Thought2Text: one projected embedding token
@@ -66,9 +69,6 @@ class ProjectorStage(Stage):
         from eegbench.train.text import fit_text_head
 
         c = self.config
-        if not isinstance(model, nn.Sequential) or len(model) != 2:
-            raise UserError(f"stages.{self.name}: needs a supervised stage (encoder + class head, clip_weight > 0) "
-                            "before it; add one (see benchmarks/thought2text.yaml)")
         model.eval().requires_grad_(False)
         self.class_names = list(data.class_names)
         splits = {s: data.splits[s] for s in ("train", "val")}

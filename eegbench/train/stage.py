@@ -3,6 +3,9 @@
 A stage subclasses :class:`Stage`, defines its pydantic ``Config`` and implements
 ``run(data, run, model, pretrained)`` and ``predict(model, eeg)``, and optionally
 ``precheck(data, pretrained)``, called before the run writes anything (see ``eegbench.runner``).
+It declares its contract (``eegbench.contracts``): the model kinds it ``consumes`` from the stage
+before it, the kind it ``hands_on``, what it ``requires`` of the dataset and what it ``produces``
+for evaluations; the config refuses a chain that does not fit before any work.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ class Stage:
     Config: type[StrictModel] = StrictModel
     needs: tuple[str, ...] = ()  # pretrained models the stage reads: "sd", "clip", "judge"
     produces: tuple[str, ...] = ()  # the keys of predict()'s output that evaluations read; (): predicts nothing
+    consumes: tuple[str | None, ...] = (None,)  # model kinds taken from the stage before (contracts); None: nothing
+    hands_on: str = ""  # the kind of model run() returns (contracts)
+    requires: tuple[str, ...] = ("eeg", "splits")  # what the dataset must offer (contracts.DATA_ITEMS)
 
     def __init__(self, name: str, config: dict, seed: int):
         self.name = name

@@ -26,6 +26,12 @@ class SupervisedStage(Stage):
     """Encoder + classifier head trained with cross-entropy; checkpoint chosen on val."""
 
     produces = ("logits",)  # the prediction keys evaluations read
+    consumes = (None, "feature-encoder")  # a new encoder, or one an earlier stage pretrained
+    hands_on = "classifier"
+
+    @property
+    def requires(self) -> tuple[str, ...]:
+        return ("eeg", "splits", "labels") + ("images",) * bool(self.config.clip_weight)
 
     class Config(StrictModel):
         encoder: str = "deep4"
