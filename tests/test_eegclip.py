@@ -253,6 +253,7 @@ def test_config_errors_name_the_key(overrides, message):
         tiny(**overrides)
 
 
+@pytest.mark.slow
 def test_tuned_text_encoder_and_authors_loss_train(cache_dir, tmp_path):
     cfg = tiny(**{"stages.align.loss": "authors", "stages.align.text_lr_ratio": 1e-3, "stages.align.epochs": 1,
                   "evaluate": ["zero_shot", "retrieval"], "evaluation_args.baselines": None,

@@ -12,6 +12,8 @@ import pytest
 from eegbench import config
 from eegbench.runner import execute
 
+pytestmark = pytest.mark.slow
+
 TASKS = ("pathological", "age", "gender", "medication")
 
 

@@ -241,9 +241,9 @@ def test_edf_and_bdf_are_read_as_extra_eeg(tmp_path, name, n_eeg, n_samples):
     assert "\n" not in message and name in message and f"{n_eeg} EEG channels" in message
 
 
-def test_msm_stage_refuses_to_predict_or_take_a_model(tmp_path):
+def test_msm_stage_refuses_to_predict_and_comes_first():
+    """Taking a model from a stage before it is refused when the config resolves (test_config's chain tests)."""
     stage = MSMStage("pre", STAGE, seed=0)
     with pytest.raises(UserError, match="predicts nothing"):
         stage.predict(tiny(), np.zeros((1, C, T), np.float32))
-    with pytest.raises(UserError, match="first stage"):
-        stage.run(fake_trials(), Run(tmp_path), model=tiny())
+    assert stage.consumes == (None,) and stage.hands_on == "token-encoder"
