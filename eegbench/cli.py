@@ -261,9 +261,9 @@ def check(
     import tempfile
 
     from eegbench import paths, progress
+    from eegbench.io import atomic_write_json
     from eegbench.runner import execute
     from eegbench.track import check as checks
-    from eegbench.io import atomic_write_json
 
     paths.configure_environment()
     names = [entry.name for entry in registry.suites] if suite == "all" else [suite]
@@ -272,6 +272,10 @@ def check(
     for name in names:
         config.resolve(name, scale=scale, overrides=overrides)  # a bad suite or key fails before any run
     references = {} if update else {name: checks.load_reference(refs, name, scale) for name in names}
+    for name, ref in references.items():
+        first = config.resolve(name, scale=scale, overrides=overrides, seed=ref["seeds"][0])
+        if ref["runs"][str(ref["seeds"][0])] != first.hash():
+            console.print(f"[yellow]{name}: the suite's config changed since its references were written[/yellow]")
     failed = []
     with tempfile.TemporaryDirectory() as tmp:
 
@@ -297,11 +301,7 @@ def check(
         for seed in chosen:
             rows = []
             for name in names:
-                ref = references[name]
-                first = config.resolve(name, scale=scale, overrides=overrides, seed=ref["seeds"][0])
-                if ref["runs"][str(ref["seeds"][0])] != first.hash():
-                    console.print(f"[yellow]{name}: the suite's config changed since its references were written[/yellow]")
-                rows += checks.comparisons(ref, checks.reference(summaries(name, [seed])))
+                rows += checks.comparisons(references[name], checks.reference(summaries(name, [seed])))
             bad = [r for r in checks.judge(rows) if r["status"] != "ok"]
             label = "" if seed is None else f" at seed {seed}"
             if not bad:
