@@ -33,6 +33,17 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def added(default: Any, **field: Any) -> Any:
+    """A stage option added after runs were stored: left at ``default`` (the behaviour before it existed) it is
+    left out of the run id, so those runs keep their ids and stay reusable; set, it names a new run."""
+    return Field(default, json_schema_extra={"added": True}, **field)
+
+
+def _added_defaults(config_model: type[BaseModel]) -> dict[str, Any]:
+    return {name: f.default for name, f in config_model.model_fields.items()
+            if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("added")}
+
+
 class ComponentRef(BaseModel):
     """A section naming a registered component; its other keys go to the component's ``Config``."""
 
@@ -105,8 +116,13 @@ class Resolved(BaseModel):
 
     def hash(self) -> str:
         """Stable 12-hex digest of everything that changes results (not the prose, the file path, or the device
-        and memory settings: like thread counts, they are recorded in ``environment.json``)."""
+        and memory settings: like thread counts, they are recorded in ``environment.json``; nor stage options
+        :func:`added` later while they keep their default)."""
         payload = self.model_dump(exclude={"description", "cite", "source"})
+        for spec in payload["stages"].values():
+            for key, default in _added_defaults(registry.stages.get(spec["kind"]).Config).items():
+                if spec.get(key) == default:
+                    del spec[key]
         payload["runtime"] = {k: v for k, v in payload["runtime"].items() if k not in ("device", "gradient_checkpointing")}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]

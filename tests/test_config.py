@@ -66,6 +66,19 @@ def test_hash_is_stable_and_sensitive(tmp_path):
     assert len(a.hash()) == 12
 
 
+def test_the_committed_references_name_the_runs_the_current_configs_make():
+    """An option added to a stage at its old behaviour keeps earlier run ids (``config.added``); anything else
+    that re-keys a suite's runs shows here, and its references must be rewritten (``eegbench check --update``)."""
+    import json
+
+    refs = sorted((Path(__file__).parents[1] / "leaderboards").glob("*.ci.reference.json"))
+    assert refs
+    for path in refs:
+        ref = json.loads(path.read_text())
+        for seed, run_id in ref["runs"].items():
+            assert config.resolve(ref["suite"], scale="ci", seed=int(seed)).hash() == run_id, (path.name, seed)
+
+
 @pytest.mark.parametrize("edit, message", [
     (("epochs: 3", "epochs: 3, lrr: 0.1"), r"mini.yaml: stages.classify.lrr: unknown key; did you mean 'lr'"),
     (("epochs: 3", "epochs: -1"), r"mini.yaml: stages.classify.epochs: .*greater than or equal to 1"),
