@@ -317,11 +317,16 @@ def resolve(suite: str, *, variant: str = DEFAULT_VARIANT, scale: str = DEFAULT_
         cli["dataset.root"] = str(Path(data_root).resolve())
     for name, folder in (weights or {}).items():
         cli[f"models.{name}"] = str(Path(folder).resolve())
-    layers.append(("--set", dotted_to_tree(cli)))
 
     tree = {k: v for k, v in merged.items() if k not in ("variants", "scales")}
-    for _, layer in layers[-3:]:
+    for _, layer in layers[-2:]:
         tree = deep_merge(tree, layer)
+    cli = dotted_to_tree(cli)
+    for name, spec in list(cli.get("stages", {}).items()):  # --set on a stage this variant removes: not for it
+        if name in tree.get("stages", {}) and tree["stages"][name] is None and "kind" not in (spec or {}):
+            del cli["stages"][name]
+    layers.append(("--set", cli))
+    tree = deep_merge(tree, cli)
     for section in ("stages", "evaluation_args"):  # null removes an entry
         tree[section] = {k: v for k, v in (tree.get(section) or {}).items() if v is not None}
     try:

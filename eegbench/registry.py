@@ -71,13 +71,14 @@ class Registry:
         load_plugins()
         entry = self._entries.get(name)
         if entry is None:
-            raise UserError(self._unknown(name))
+            raise UserError(self.unknown(name))
         if not entry.loaded:
             module, _, attr = entry.target.partition(":")
             entry.obj = getattr(importlib.import_module(module), attr)
         return entry.obj
 
-    def _unknown(self, name: str) -> str:
+    def unknown(self, name: str) -> str:
+        """The one-line error for a name not registered here, with the closest names or all of them."""
         close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else f"known: {', '.join(sorted(self._entries))}"
         return f"unknown {self.kind} {name!r}; {hint} (`eegbench list {self.kind}s` shows all)"
@@ -128,6 +129,8 @@ encoders.register("deep4", lazy="eegbench.models.deep4:Deep4Encoder",
                   summary="braindecode Deep4Net (Schirrmeister et al. 2017), pooled to a feature vector")
 encoders.register("mae-vit", lazy="eegbench.models.mae:MAEEncoder",
                   summary="MAE-ViT over 1-D EEG tokens (DreamDiffusion), mean-pooled to a feature vector")
+encoders.register("eegclip", lazy="eegbench.models.eegclip:eegclip_encoder",
+                  summary="EEG-CLIP's EEG side: Deep4 + projection into the shared space (a contrastive stage trains it)")
 heads.register("classifier", lazy="eegbench.models.heads:LinearClassifier",
                summary="linear layer from encoder features to class logits")
 stages.register("supervised", lazy="eegbench.train.supervised:SupervisedStage",

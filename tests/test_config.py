@@ -182,3 +182,21 @@ def test_show_rejects_a_mismatched_chain_before_any_work(tmp_path, monkeypatch, 
     code, _, err = invoke(monkeypatch, capsys, "show", str(path))
     assert code == 2 and "projector takes a classifier, but 'pre' before it hands on a token-encoder" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_set_on_a_stage_the_variant_removes_is_not_for_that_variant():
+    """``--variant all --set stages.msm.epochs=1`` shortens msm where there is one and leaves the msm-less variants."""
+    assert list(config.resolve("dreamdiffusion", variant="deep4", overrides={"stages.msm.epochs": 1}).stages) == ["generate"]
+    assert config.resolve("dreamdiffusion", overrides={"stages.msm.epochs": 1}).stages["msm"]["epochs"] == 1
+    with pytest.raises(UserError, match=r"stages.msn"):  # a stage the suite never had is still an error
+        config.resolve("dreamdiffusion", variant="deep4", overrides={"stages.msn.epochs": 1})
+
+
+def test_a_named_encoder_must_be_registered_and_come_first():
+    with pytest.raises(UserError, match=r"stages.generate.encoder: .*unknown encoder 'deep5'; did you mean 'deep4'"):
+        config.resolve("dreamdiffusion", variant="deep4", overrides={"stages.generate.encoder": "deep5"})
+    with pytest.raises(UserError, match=r"stages.generate.kind: generative takes nothing \(it comes first\), but 'msm'"):
+        config.resolve("dreamdiffusion", overrides={"stages.generate.encoder": "deep4"})
+    default = config.resolve("dreamdiffusion", scale="ci")
+    assert "encoder" in default.stages["generate"]  # recorded in the run's config, left out of its id at its default
+    assert config.resolve("dreamdiffusion", scale="ci", variant="deep4").hash() != default.hash()

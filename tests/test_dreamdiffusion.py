@@ -224,3 +224,21 @@ def test_published_numbers_name_real_variants_and_metrics(tmp_path):
     bad.write_text(baselines.baselines_dir().joinpath("dreamdiffusion.yaml").read_text().replace("mask-0.25", "mask-0.3"))
     with pytest.raises(UserError, match=r"rows\.5\.variant 'mask-0\.3' is not a variant of dreamdiffusion"):
         baselines.load("dreamdiffusion", folder=tmp_path)
+
+
+@pytest.mark.parametrize("variant, stages, encoder", [
+    ("deep4", ["generate"], "Deep4Encoder, 1 token(s) of width 128"),
+    ("eegclip", ["align", "generate"], "EEGCLIPEncoder, 1 token(s) of width 64"),
+])
+def test_other_encoders_condition_stable_diffusion(cache_dir, tmp_path, variant, stages, encoder):
+    """Deep4 and EEG-CLIP's EEG side (trained on the stimuli's captions first) give SD one pooled token."""
+    outcome = execute(tiny(variant, **{"stages.align.epochs": 1}), out=tmp_path, cache_dir=cache_dir)
+    assert list(outcome.metrics["config"]["stages"]) == stages
+    assert f"generate: training diffusion+clip on" in (log := (outcome.run_dir / "log.txt").read_text()) and encoder in log
+    tensors, _ = Run(outcome.run_dir).load_checkpoint("generate")
+    assert tuple(tensors["image.conditioner.seq.0.weight"].shape) == (1, 1, 1)  # one token in
+    if variant == "eegclip":  # the EEG side a contrastive stage aligned with captions, trained on by generate
+        aligned, _ = Run(outcome.run_dir).load_checkpoint("align")
+        assert {k for k in aligned if k.startswith(("encoder.", "eeg_head."))} == \
+            {k.removeprefix("encoder.encoder.") for k in tensors if k.startswith("encoder.")}  # joint > pooled > EEG side
+    assert [m["metric"] for m in outcome.metrics["metrics"]][:1] == ["image_nway_top1"]

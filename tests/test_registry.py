@@ -99,6 +99,7 @@ def test_every_builtin_honours_its_kinds_contract():
     from eegbench.train.stage import Stage
 
     from eegbench import config, contracts
+    from eegbench.models.tokens import as_token_encoder
 
     built = set()
     for suite in registry.suites:  # each stage as a suite configures it (needs and produces follow the config)
@@ -120,7 +121,10 @@ def test_every_builtin_honours_its_kinds_contract():
         small = {"embed_dim": 16, "depth": 1, "heads": 2, "decoder_embed_dim": 8, "decoder_depth": 1,
                  "decoder_heads": 2} if entry.name == "mae-vit" else {}
         encoder = registry.encoders.get(entry.name)(n_chans=4, n_times=512, out_dim=8, **small).eval()
-        assert isinstance(encoder, torch.nn.Module) and encoder(eeg).shape == (2, 8), entry.name
+        assert isinstance(encoder, torch.nn.Module) and encoder(eeg).shape == (2, 8) and encoder.out_dim == 8, entry.name
+        tokens = as_token_encoder(encoder)  # what the image head's conditioner and the text heads read
+        assert contracts.conforms(tokens, "token-encoder"), entry.name
+        assert tokens.tokens(eeg).shape == (2, tokens.n_tokens, tokens.embed_dim), entry.name
     for entry in registry.heads:
         head = registry.heads.get(entry.name)(8, 3)
         assert head(torch.zeros(2, 8)).shape == (2, 3), entry.name

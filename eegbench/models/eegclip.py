@@ -52,9 +52,39 @@ class EEGCLIP(nn.Module):
             return F.normalize(eeg_emb, dim=-1) @ F.normalize(text_emb, dim=-1).T * self.scale.exp().clamp(max=100)
         return eeg_emb @ text_emb.T * self.scale
 
+    def eeg_encoder(self) -> "EEGCLIPEncoder":
+        """The EEG side (encoder + projection into the shared space) as a feature encoder; shares the weights."""
+        return EEGCLIPEncoder(self.encoder, self.eeg_head)
+
+
+class EEGCLIPEncoder(nn.Module):
+    """EEG-CLIP's EEG side as a feature encoder: ``[B, channels, times]`` -> the shared space ``[B, out_dim]``.
+
+    Its weights are named as in :class:`EEGCLIP` (``encoder.*``, ``eeg_head.*``), so an EEG-CLIP checkpoint loads
+    into it; :meth:`EEGCLIP.eeg_encoder` gives the one a contrastive stage trained.
+    """
+
+    def __init__(self, encoder: nn.Module, eeg_head: nn.Sequential):
+        super().__init__()
+        self.encoder, self.eeg_head = encoder, eeg_head
+        self.out_dim = eeg_head[-1].out_features
+
+    def forward(self, eeg: torch.Tensor) -> torch.Tensor:
+        return self.eeg_head(self.encoder(eeg))
+
+
+def eegclip_encoder(n_chans: int, n_times: int, out_dim: int = 64, embed_dim: int = 128, hidden: int = 128,
+                    dropout: float = 0.1, **deep4_kwargs) -> EEGCLIPEncoder:
+    """Deep4 + EEG-CLIP's projection head (untrained), EEG -> ``[B, out_dim]``: the registered ``eegclip`` encoder."""
+    from eegbench.models.deep4 import Deep4Encoder
+
+    return EEGCLIPEncoder(Deep4Encoder(n_chans, n_times, out_dim=embed_dim, **deep4_kwargs),
+                          projection(embed_dim, hidden, out_dim, dropout))
+
 
 def contrastive_loss(logits: torch.Tensor, pair_id: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE where every column with the same ``pair_id`` (windows of one report) is a positive."""
+    """Symmetric InfoNCE where every column with the same ``pair_id`` (windows of one report, trials of one image) is a
+    positive."""
     positive = pair_id[:, None] == pair_id[None, :]
     masked = logits.masked_fill(~positive, float("-inf"))
     eeg_to_text = torch.logsumexp(logits, 1) - torch.logsumexp(masked, 1)

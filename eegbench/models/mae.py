@@ -119,7 +119,7 @@ class MAEEncoder(nn.Module):
         check_mask_ratio(mask_ratio)
         self.n_chans, self.n_times, self.patch = n_chans, n_times, patch
         self.n_tokens = n_times // patch
-        self.embed_dim, self.mask_ratio = embed_dim, mask_ratio
+        self.embed_dim, self.mask_ratio, self.out_dim = embed_dim, mask_ratio, out_dim or embed_dim
         self.gradient_checkpointing = False  # recompute each block in backward (set by the runtime while training)
 
         self.patch_embed = nn.Conv1d(n_chans, embed_dim, kernel_size=patch, stride=patch)

@@ -2,9 +2,10 @@
 
 Every training window is paired with its session's report text; windows paired with the same
 report (one recording's windows, or several recordings of one session) are positives of each
-other. The text encoder is frozen (its embeddings computed once and cached) unless
+other. With ``texts: captions`` (ImageNet-EEG) a trial is paired with its stimulus's caption and
+the trials of one image are positives: the EEG-CLIP encoder a later stage can condition on. The text encoder is frozen (its embeddings computed once and cached) unless
 ``text_lr_ratio`` > 0, which tunes it at that fraction of the EEG learning rate.
-``pairing: shuffled`` is the control: reports are permuted across recordings (within each split)
+``pairing: shuffled`` is the control: reports are permuted across recordings (captions across images; within each split)
 before training, so nothing real is left to align and the alignment-based numbers (zero-shot,
 retrieval) should fall to chance; probes need not, since the EEG itself carries the labels.
 The checkpoint kept is the last epoch of the cosine schedule (the authors' protocol) or, with
@@ -23,7 +24,7 @@ from typing import Literal
 from pydantic import Field
 
 from eegbench import runtime
-from eegbench.config import StrictModel
+from eegbench.config import StrictModel, added
 from eegbench.train.loop import Optim, Selection, Task, fit
 from eegbench.train.stage import Stage
 
@@ -34,9 +35,9 @@ class ContrastiveStage(Stage):
     needs = ("text",)
     produces = ("embeddings",)
     hands_on = "eeg-text"
-    requires = ("eeg", "splits", "recordings", "reports")
 
     class Config(StrictModel):
+        texts: Literal["reports", "captions"] = added("reports")  # each recording's report, or each stimulus's caption
         encoder: str = "deep4"
         encoder_args: dict = {"final_conv_length": 2, "stride_before_pool": True, "dense": True}
         embed_dim: int = Field(128, ge=1)  # encoder outputs
@@ -54,6 +55,10 @@ class ContrastiveStage(Stage):
         weight_decay: float = Field(5e-4, ge=0)
         select_on: Literal["last", "val_loss"] = "last"
 
+    @property
+    def requires(self) -> tuple[str, ...]:
+        return ("eeg", "splits") + (("recordings", "reports") if self.config.texts == "reports" else ("captions",))
+
     def build(self, n_chans: int, n_times: int, text_dim: int, text_encoder=None):
         import torch
 
@@ -67,15 +72,31 @@ class ContrastiveStage(Stage):
         return EEGCLIP(encoder, c.embed_dim, text_dim, dim=c.dim, hidden=c.hidden, dropout=c.dropout,
                        loss=c.loss, temperature=c.temperature, text_encoder=text_encoder)
 
-    def _pairs(self, data):
-        """The recording whose report each recording is paired with: itself, or a permutation within its
-        split (the control)."""
+    def _sources(self, data):
+        """``(texts, source, split, group)``: the text of each source (a recording, or a stimulus image), the source
+        of each EEG item, each source's split, and the group of each source's text (sources with one group's text
+        are positives: the recordings of one report; each image alone)."""
         import numpy as np
 
-        pair = np.arange(len(data.table))
+        if self.config.texts == "reports":
+            table = data.table
+            return (list(table["text"]), data.recording, table["split"].to_numpy(),
+                    table.groupby("report_path", sort=False).ngroup().to_numpy().copy())
+        images, source = np.unique(data.image, return_inverse=True)
+        split = np.empty(len(images), dtype=object)
+        for name, trials in sorted(data.splits.items()):
+            split[source[trials]] = name
+        first = np.unique(source, return_index=True)[1]
+        return data.captions_of(first), source, split, np.arange(len(images))
+
+    def _pairs(self, split):
+        """The source whose text each source is paired with: itself, or a permutation within its split (the
+        control)."""
+        import numpy as np
+
+        pair = np.arange(len(split))
         if self.config.pairing == "shuffled":
             rng = np.random.default_rng(self.seed + 7)
-            split = data.table["split"].to_numpy()
             for s in ("train", "val"):
                 rows = np.flatnonzero(split == s)
                 pair[rows] = rows[rng.permutation(len(rows))]
@@ -105,25 +126,25 @@ class ContrastiveStage(Stage):
         c = self.config
         rt = runtime.current()
         tuned = getattr(model, "text_encoder", None)
-        texts = list(data.table["text"])
-        pair = torch.from_numpy(self._pairs(data))
-        report = torch.from_numpy(data.table.groupby("report_path", sort=False).ngroup().to_numpy().copy())
+        texts, source, split, group = self._sources(data)
+        pair = torch.from_numpy(self._pairs(split))
+        group = torch.from_numpy(group)
         features = None if tuned else torch.from_numpy(text.embed(texts, cache_dir=pretrained.cache_dir))
-        recording = torch.from_numpy(data.recording)
+        source = torch.from_numpy(source)
         train, val = data.splits["train"], data.splits["val"]
 
-        def text_of(model, recordings):
-            ids = pair[recordings]
+        def text_of(model, sources):
+            ids = pair[sources]
             if tuned is None:
                 return model.embed_text(features[ids].to(rt.device))
-            unique, inverse = torch.unique(ids, return_inverse=True)  # each report encoded once per batch
+            unique, inverse = torch.unique(ids, return_inverse=True)  # each text encoded once per batch
             return model.embed_text(model.text_encoder([texts[i] for i in unique.tolist()])[inverse.to(rt.device)])
 
         def batch_loss(model, idx, gather=lambda x: x):
-            rec = recording[idx]
+            src = source[idx]
             eeg = model.embed_eeg(torch.from_numpy(np.ascontiguousarray(data.eeg[idx])).to(rt.device))
-            ids = report[pair[rec]].to(rt.device)
-            return contrastive_loss(model.logits(gather(eeg), gather(text_of(model, rec))), gather(ids))
+            ids = group[pair[src]].to(rt.device)
+            return contrastive_loss(model.logits(gather(eeg), gather(text_of(model, src))), gather(ids))
 
         def losses(model, batch):
             idx = np.sort(train[batch.idx.numpy()])

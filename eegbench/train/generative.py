@@ -1,8 +1,9 @@
 """The generative stage: one EEG encoder, DreamDiffusion's image head and/or a text head, trained jointly.
 
 Image head (``image: true``, DreamDiffusion). The EEG encoder (the MAE-ViT an ``msm`` stage hands
-on, or a fresh one for the no-pretraining ablations) feeds an :class:`~eegbench.models.image_head.EEGConditioner` whose output replaces the
-caption's context in a frozen Stable Diffusion pipeline. Trained: the encoder, the conditioner and
+on, the EEG side of a ``contrastive`` stage's EEG-CLIP, or a fresh one of the registered kind
+``encoder`` names, MAE-ViT by default) feeds an
+:class:`~eegbench.models.image_head.EEGConditioner` whose output replaces the caption's context in a frozen Stable Diffusion pipeline. Trained: the encoder, the conditioner and
 the UNet's cross-attention layers with the norms before them; the VAE, text encoder and the rest
 of the UNet stay frozen. Loss per batch: the usual noise-prediction MSE on the stimulus's VAE
 latent plus ``clip_weight x (1 - cos(clip_head(context), CLIP image embedding of the stimulus))``.
@@ -31,10 +32,10 @@ import math
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from eegbench import progress, runtime
-from eegbench.config import StrictModel
+from eegbench import progress, registry, runtime
+from eegbench.config import StrictModel, added
 from eegbench.errors import UserError
 from eegbench.train.loop import Optim, Selection, Task, fit
 from eegbench.train.stage import Stage
@@ -61,11 +62,12 @@ class TextHeadConfig(Decoding):
 class GenerativeStage(Stage):
     """EEG -> images (Stable Diffusion, DreamDiffusion) and/or captions from one encoder; chosen on val."""
 
-    consumes = (None, "token-encoder")  # a new MAE-ViT, or the one msm pretrained
     hands_on = "joint"
 
     class Config(StrictModel):
-        encoder_args: dict = {}  # MAEEncoder shape when no earlier stage hands on an encoder (no-msm ablations)
+        encoder: str | None = added(None)  # a fresh encoder of this registered kind, first in the chain; unset: the
+        # encoder the stage before hands on, else a fresh MAE-ViT (the no-msm ablations)
+        encoder_args: dict = {}  # the fresh encoder's arguments
         image: bool = True  # the image head; false: a text-only model (no Stable Diffusion)
         text: TextHeadConfig | None = None  # the text head; unset: images only (DreamDiffusion)
         eeg_text_weight: float = Field(0.0, ge=0)  # InfoNCE of pooled EEG features vs the caption's CLIP text embedding
@@ -89,6 +91,13 @@ class GenerativeStage(Stage):
         train_on: Literal["eeg", "noise"] = "eeg"  # noise: the trained-on-noise control variant
         select_on: Literal["val"] = "val"  # checkpoint selection split; never test
 
+        @field_validator("encoder")
+        @classmethod
+        def _registered(cls, name: str | None) -> str | None:
+            if name is not None and name not in registry.encoders:
+                raise ValueError(registry.encoders.unknown(name))
+            return name
+
         @model_validator(mode="after")
         def _some_head(self):
             if not self.image and self.text is None:
@@ -96,6 +105,12 @@ class GenerativeStage(Stage):
             if self.consistency_weight and not (self.image and self.text):
                 raise ValueError("consistency_weight needs both heads (image: true and a text head); set it to 0")
             return self
+
+    @property
+    def consumes(self) -> tuple[str | None, ...]:
+        """Any encoder (a feature encoder's pooled vector becomes one token) or an EEG-CLIP model's EEG side;
+        nothing when ``encoder`` names the one to build."""
+        return (None,) if self.config.encoder else (None, "feature-encoder", "eeg-text")
 
     @property
     def produces(self) -> tuple[str, ...]:
@@ -148,21 +163,24 @@ class GenerativeStage(Stage):
             data.captions_of(np.concatenate([data.splits[s] for s in ("train", "val", "test")]))
 
     def build(self, n_chans: int, n_times: int, pretrained, data, encoder=None):
-        """The trainable :class:`JointModel`; ``encoder`` is an MAEEncoder handed on, or None for a fresh one."""
+        """The trainable :class:`JointModel` around the encoder handed on (an EEG-CLIP model: its EEG side), or
+        a fresh one; a feature encoder gives the heads one token, its pooled vector."""
         import torch
 
         from eegbench.models.image_head import ImageHead
         from eegbench.models.joint import JointModel
-        from eegbench.models.mae import MAEEncoder
+        from eegbench.models.tokens import as_token_encoder
 
         c = self.config
         torch.manual_seed(self.seed)
         if encoder is None:
-            encoder = self.make(MAEEncoder, n_chans=n_chans, n_times=n_times, **c.encoder_args)
-        elif not hasattr(encoder, "tokens"):
-            raise UserError(f"stages.{self.name}: needs a token encoder (an msm stage's MAE-ViT) before it, got "
-                            f"{type(encoder).__name__}; put an msm stage first or none at all")
-        encoder.drop_decoder()  # pretraining's decoder is not part of the model
+            encoder = self.make(registry.encoders.get(c.encoder or "mae-vit"), n_chans=n_chans, n_times=n_times,
+                                **c.encoder_args)
+        elif hasattr(encoder, "eeg_encoder"):
+            encoder = encoder.eeg_encoder()
+        if hasattr(encoder, "drop_decoder"):
+            encoder.drop_decoder()  # pretraining's decoder is not part of the model
+        encoder = as_token_encoder(encoder)
         image = None
         if c.image:
             pipe = pretrained.sd()
@@ -213,6 +231,8 @@ class GenerativeStage(Stage):
         import torch
         import torch.nn.functional as F
 
+        from eegbench.models.tokens import PooledTokens
+
         c = self.config
         rt = runtime.current()
         train, val = data.splits["train"], data.splits["val"]
@@ -230,8 +250,11 @@ class GenerativeStage(Stage):
 
         x_train, s_train = inputs(train, "train")
         x_val, s_val = inputs(val, "val")
+        enc = model.encoder
+        inner = enc.encoder if isinstance(enc, PooledTokens) else enc
         run.log(f"{self.name}: training {'+'.join(self.weights)} on {len(train)} trials ({c.train_on}), "
-                f"selecting on {len(val)} val trials")
+                f"selecting on {len(val)} val trials; encoder {type(inner).__name__}, {enc.n_tokens} token(s) "
+                f"of width {enc.embed_dim}")
         scheduler = self.noise_scheduler(model)
         consistency: dict = {}
 
