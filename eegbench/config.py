@@ -344,7 +344,8 @@ def resolve(suite: str, *, variant: str = DEFAULT_VARIANT, scale: str = DEFAULT_
         stages[stage_name] = {"kind": ref.kind, **validate_component(layers, ("stages", stage_name), stage_cls.Config, body)}
     _check_chain(layers, shape.dataset.name, dataset_cls, stages, shape.seed)
     last = list(stages)[-1] if stages else None
-    produces = set(registry.stages.get(stages[last]["kind"])(last, stages[last], shape.seed).produces) if last else set()
+    final = registry.stages.get(stages[last]["kind"])(last, stages[last], shape.seed) if last else None
+    produces = set(final.produces) if final else set()
     offers = set(getattr(dataset_cls, "offers", ()))
     for i, name in enumerate(shape.evaluate):
         evaluate = _known(layers, ("evaluate", i), registry.evaluations, name)
@@ -357,6 +358,10 @@ def resolve(suite: str, *, variant: str = DEFAULT_VARIANT, scale: str = DEFAULT_
         if lacking:
             raise _fail(layers, ("evaluate", i), f"{name} needs the dataset's {' and '.join(lacking)}, which "
                         f"{shape.dataset.name} does not offer; pick evaluations for this dataset")
+        compared = getattr(evaluate, "comparison", None)
+        if final and compared and compared not in final.comparisons:
+            raise _fail(layers, ("evaluate", i), f"{name} scores {compared} models, which the last stage {last!r} "
+                        "does not train; remove it or end with a stage that does")
     for name in shape.evaluation_args:
         if name not in shape.evaluate:
             raise _fail(layers, ("evaluation_args", name), f"{name} is not in evaluate: {shape.evaluate}; remove it or add it there")
@@ -366,10 +371,14 @@ def resolve(suite: str, *, variant: str = DEFAULT_VARIANT, scale: str = DEFAULT_
                                                 shape.evaluation_args.get(name, {}))
                        for name in shape.evaluate if hasattr(fn := registry.evaluations.get(name), "Config")}
     for i, name in enumerate(shape.controls):
-        made = set(getattr(_known(layers, ("controls", i), registry.controls, name), "produces", ()))
+        control = _known(layers, ("controls", i), registry.controls, name)
+        made = set(getattr(control, "produces", ()))
         if last and not made <= produces:
             raise _fail(layers, ("controls", i), f"{name} retrains the last stage's {' and '.join(sorted(made))} head, "
                         f"but {last!r} predicts {' and '.join(sorted(produces)) or 'nothing'}; remove {name}")
+        if final and getattr(control, "model_control", False) and name not in final.comparisons:
+            raise _fail(layers, ("controls", i), f"{name} is a model the last stage trains, but {last!r} "
+                        f"({stages[last]['kind']}) cannot train it; remove {name}")
     for i, name in enumerate(shape.probes):
         _known(layers, ("probes", i), registry.probes, name)
     from eegbench.runtime import RuntimeConfig

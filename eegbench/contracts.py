@@ -11,11 +11,13 @@ for none, i.e. it may come first) and hands on a model of one kind (``hands_on``
 - ``joint``, ``eeg-text``, ``text-projector``: a stage's own model, read only by its ``predict``
 
 A dataset offers named items (``offers``: ``DATA_ITEMS``); a stage or an evaluation that needs one
-the dataset lacks (``requires``) is refused.
+the dataset lacks (``requires``) is refused. A model control (:class:`ModelControl`) is a comparison
+model the last stage must be able to train (its ``comparisons``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 DATA_ITEMS = {
@@ -74,3 +76,17 @@ def conforms(model, kind: str) -> bool:
     """Whether ``model`` offers what ``kind`` promises (the protocol's methods); kinds without a protocol pass."""
     protocol = PROTOCOLS.get(kind)
     return protocol is None or isinstance(model, protocol)
+
+
+@dataclass(frozen=True)
+class ModelControl:
+    """A control that is a model: the last stage trains it beside its own without the EEG
+    (``Stage.train_comparison`` under the control's registered name) and its predictions on the test trials,
+    the ``produces`` keys, are scored like the real model's. Input controls are functions of the test EEG
+    (``data.substitutes``)."""
+
+    produces: tuple[str, ...]
+    model_control: bool = True
+
+
+PRIOR_ONLY = ModelControl(produces=("text",))  # the stage's text head on a constant input: the language prior alone

@@ -173,7 +173,7 @@ probes.register("block_confound", lazy="eegbench.evaluate.confound:block_confoun
                 summary="classifier on slow (< 2 Hz) content only; above chance = block-design confound")
 controls.register("noise_eeg", lazy="eegbench.data.substitutes:noise_eeg",
                   summary="Gaussian noise with the test EEG's channel statistics in place of EEG")
-controls.register("prior_only", lazy="eegbench.evaluate.controls:prior_only",
+controls.register("prior_only", lazy="eegbench.contracts:PRIOR_ONLY",
                   summary="the text head trained and run without EEG (constant input): the language prior alone")
 
 

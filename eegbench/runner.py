@@ -99,6 +99,7 @@ def _execute(cfg: Resolved, rt, *, out: Path, cache_dir: Path, force: bool, wand
             return Outcome(path, {}, reused=False)
 
         ctx.run, ctx.stage, ctx.model = run, stages[-1], model
+        ctx.comparisons = train_comparisons(cfg, stages[-1], model, data, run, pretrained, evaluations)
 
         def summarise(metrics: list[dict], status: str) -> dict:
             for record in metrics:
@@ -139,6 +140,21 @@ def precheck(stages: list, evaluations: dict, pretrained: Pretrained | None, dat
             evaluate.precheck(ctx)
 
 
+def comparison_args(cfg: Resolved, evaluations: dict) -> dict:
+    """``{comparison model: the arguments of the evaluation that scores it (None for a model control)}``."""
+    wanted = {name: None for name in cfg.controls if getattr(registry.controls.get(name), "model_control", False)}
+    for name, evaluate in evaluations.items():
+        if getattr(evaluate, "comparison", None):
+            wanted[evaluate.comparison] = evaluate.Config.model_validate(cfg.evaluation_args[name])
+    return wanted
+
+
+def train_comparisons(cfg: Resolved, stage, model, data, run: Run, pretrained, evaluations: dict) -> dict:
+    """The comparison models the controls and evaluations read, trained by the last stage before any scoring."""
+    return {name: stage.train_comparison(name, model, data, run, pretrained, args)
+            for name, args in comparison_args(cfg, evaluations).items()}
+
+
 def independent(scored: dict, data, trials) -> dict:
     """``scored`` with the dataset's independent units of ``trials`` as its ``groups`` (and their ``unit``), unless
     the evaluation grouped its items itself or they are not the trials (e.g. one score per recording)."""
@@ -167,7 +183,7 @@ def score(cfg: Resolved, stage, model, data, run: Run, ctx: EvalContext, evaluat
     for i, control in enumerate(cfg.controls):
         fn = registry.controls.get(control)
         if getattr(fn, "model_control", False):
-            predictions[control] = {**fn(ctx), "label": labels}
+            predictions[control] = {**ctx.comparisons[control].predict(eeg), "label": labels}
             continue
         altered = fn(eeg, seed=cfg.seed + i + 1)
         predictions[control] = {**stage.predict(model, altered), "label": labels, "eeg": altered}

@@ -191,11 +191,26 @@ def test_shuffled_pairing_permutes_reports_within_each_split(cache_dir):
     cfg = tiny("shuffled-pairs")
     data = registry.datasets.get("tuab")(cfg.dataset, cache_dir).load()
     stage = registry.stages.get("contrastive")("align", cfg.stages["align"], cfg.seed)
-    pair = stage._pairs(data)
-    split = data.table["split"].to_numpy()
+    texts, source, split, group = stage._sources(data)
+    assert texts == list(data.table["text"]) and np.array_equal(source, data.recording)
+    pair = stage._pairs(split)
     assert (split[pair] == split).all() and (pair != np.arange(len(pair))).mean() > 0.5
-    assert np.array_equal(registry.stages.get("contrastive")("align", tiny().stages["align"], 0)._pairs(data),
+    assert np.array_equal(registry.stages.get("contrastive")("align", tiny().stages["align"], 0)._pairs(split),
                           np.arange(len(pair)))
+
+
+def test_captions_pair_each_trial_with_its_stimulus_and_the_trials_of_one_image(cache_dir):
+    """``texts: captions`` (ImageNet-EEG): one text per stimulus image, shared by that image's trials."""
+    world = {"classes": 3, "images_per_class": 12, "subjects": 1, "image_size": 16}  # the dreamdiffusion tests' tiny world
+    cfg = config.resolve("dreamdiffusion", variant="eegclip", scale="ci", overrides={"dataset.world": world})
+    data = registry.datasets.get("imagenet-eeg")(cfg.dataset, cache_dir).load()
+    stage = registry.stages.get("contrastive")("align", cfg.stages["align"], cfg.seed)
+    assert set(stage.requires) == {"eeg", "splits", "captions"}
+    texts, source, split, group = stage._sources(data)
+    assert len(texts) == len(np.unique(data.image)) and np.array_equal(group, np.arange(len(texts)))
+    assert [texts[s] for s in source] == data.captions_of(np.arange(len(data.eeg)))
+    for name, trials in data.splits.items():
+        assert (split[source[trials]] == name).all()
 
 
 def test_label_lines_and_skipped_files_reach_every_output(cache_dir, tmp_path):

@@ -15,8 +15,6 @@ FORBIDDEN = {
     "evaluate": {"train", "track"},
 }
 BASE = {"errors", "paths", "progress", "io", "registry", "contracts", "config", "runtime"}
-# EEG-CLIP's baselines are trained inside its evaluation; they become stages with issue 16's item 3
-KNOWN = {("evaluate.eegclip", "train.supervised")}
 
 
 def imports(path: Path) -> set[str]:
@@ -40,7 +38,7 @@ def test_no_import_runs_up_the_layers():
         for target in imports(path):
             if target.split(".")[0] in FORBIDDEN.get(layer, ()):
                 found.add((module_name(path), target))
-    assert found == KNOWN
+    assert found == set()
 
 
 def test_base_modules_import_only_base_modules():

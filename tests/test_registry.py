@@ -101,7 +101,7 @@ def test_every_builtin_honours_its_kinds_contract():
     from eegbench import config, contracts
     from eegbench.models.tokens import as_token_encoder
 
-    built = set()
+    built, trained = set(), set()
     for suite in registry.suites:  # each stage as a suite configures it (needs and produces follow the config)
         for name, spec in config.resolve(suite.name, scale="ci").stages.items():
             stage = registry.stages.get(spec["kind"])(name, spec, 0)
@@ -109,13 +109,16 @@ def test_every_builtin_honours_its_kinds_contract():
             assert set(stage.needs) <= set(FLAGS) and all(isinstance(k, str) for k in stage.produces), spec["kind"]
             assert stage.hands_on in contracts.IS_ALSO and set(stage.consumes) <= {None, *contracts.IS_ALSO}, spec["kind"]
             assert set(stage.requires) <= set(contracts.DATA_ITEMS), spec["kind"]
+            assert all(callable(stage.train_comparison) and isinstance(c, str) for c in stage.comparisons), spec["kind"]
             built.add(spec["kind"])
+            trained.update(stage.comparisons)
     assert built == set(registry.stages.names())  # every stage kind is used by some suite
     for entry in registry.evaluations:
         fn = registry.evaluations.get(entry.name)
         assert fn.reads and all(isinstance(k, str) for k in fn.reads), entry.name
         assert set(fn.needs) <= set(FLAGS) and isinstance(higher_is_better(entry.name, fn), bool), entry.name
         assert set(fn.requires) <= set(contracts.DATA_ITEMS), entry.name
+        assert fn.comparison is None or fn.comparison in trained, entry.name  # some stage trains what it scores
     eeg = torch.randn(2, 4, 512)
     for entry in registry.encoders:  # built as the stages build them: EEG [B, C, T] -> features [B, out_dim]
         small = {"embed_dim": 16, "depth": 1, "heads": 2, "decoder_embed_dim": 8, "decoder_depth": 1,
@@ -131,7 +134,7 @@ def test_every_builtin_honours_its_kinds_contract():
     for entry in registry.controls:
         control = registry.controls.get(entry.name)
         if getattr(control, "model_control", False):
-            assert control.produces and len(inspect.signature(control).parameters) == 1, entry.name
+            assert isinstance(control, contracts.ModelControl) and control.produces and entry.name in trained, entry.name
         else:
             x = np.random.default_rng(0).normal(size=(5, 4, 64)).astype(np.float32)
             assert control(x, 0).shape == x.shape and not np.array_equal(control(x, 0), x), entry.name

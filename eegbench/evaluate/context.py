@@ -24,17 +24,18 @@ from eegbench.errors import UserError
 
 
 def evaluation(reads: str | tuple[str, ...], needs: tuple[str, ...] = (), precheck=None, config=None,
-               higher_is_better: bool | None = None, requires: tuple[str, ...] = ()):
+               higher_is_better: bool | None = None, requires: tuple[str, ...] = (), comparison: str | None = None):
     """Declare what an evaluation scores: the prediction key(s) it ``reads`` ("logits", "images",
     "embeddings", "text"), what it ``requires`` of the dataset beyond the trials' EEG and labels
     (``contracts.DATA_ITEMS``, e.g. "images"), the pretrained models it ``needs`` (sd, clip, judge, text, lm,
     captioner), an optional
     ``precheck(ctx)`` the run calls before training (it raises UserError on inputs that cannot work),
-    an optional pydantic ``config`` model of its arguments, and whether a higher value is better
-    (required: :func:`higher_is_better` refuses an evaluation that leaves it None)."""
+    an optional pydantic ``config`` model of its arguments, whether a higher value is better
+    (required: :func:`higher_is_better` refuses an evaluation that leaves it None) and the ``comparison``
+    models it also reads (``ctx.comparisons[name]``), which the last stage trains before any scoring."""
     def mark(fn):
         fn.reads, fn.needs, fn.requires = (reads,) if isinstance(reads, str) else tuple(reads), needs, tuple(requires)
-        fn.higher_is_better = higher_is_better
+        fn.higher_is_better, fn.comparison = higher_is_better, comparison
         if precheck is not None:
             fn.precheck = precheck
         if config is not None:
@@ -56,15 +57,16 @@ def higher_is_better(name: str, fn) -> bool:
 @dataclass
 class EvalContext:
     """The scored trials (positions into ``data``), the run's pretrained models and seed; derived arrays
-    memoised. After training the runner adds the run, the last stage and its model."""
+    memoised. After training the runner adds the run, the last stage, its model and its comparison models."""
 
     data: object  # data.imagenet_eeg.Trials, data.tuab.Recordings
     trials: np.ndarray
     pretrained: object | None  # models.pretrained.Pretrained
     seed: int
-    run: object | None = None  # track.store.Run, for evaluations that train (probes' baselines)
+    run: object | None = None  # track.store.Run
     stage: object | None = None
     model: object | None = None
+    comparisons: dict = field(default_factory=dict)  # name -> what Stage.train_comparison returned
     _memo: dict = field(default_factory=dict, repr=False)
 
     def memoised(self, key, compute):

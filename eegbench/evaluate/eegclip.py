@@ -69,6 +69,8 @@ class RetrievalArgs(StrictModel):
 
 
 class BaselineArgs(ProbeArgs):
+    """The probes' arguments, and the recipe of the comparison models the stage trains (``train.baselines``)."""
+
     encoder: str | None = None  # unset: the EEG-CLIP stage's encoder, arguments and width (like for like)
     encoder_args: dict | None = None
     embed_dim: int | None = Field(None, ge=1)
@@ -292,50 +294,22 @@ def retrieval(predictions: dict, ctx, args: RetrievalArgs) -> dict:
 
 
 @evaluation("embeddings", config=BaselineArgs, higher_is_better=True,
-            requires=("recordings", "tasks"))
+            requires=("recordings", "tasks"), comparison="baselines")
 def baselines(predictions: dict, ctx, args: BaselineArgs) -> dict:
     """EEG-CLIP's comparison rows: a Deep4 trained end to end per task (selected on val), and probes on a
-    random-init frozen encoder and on the encoder trained for another task."""
-    from eegbench.train.supervised import predict_logits
-
+    random-init frozen encoder and on the encoder trained for another task (models the stage trained)."""
+    models = ctx.comparisons["baselines"]
     eeg = predictions["eeg"]
     recording = ctx.data.recording[ctx.trials]
     parts = {}
     for task in args.tasks:
-        model = _task_model(ctx, args, task)
-        logits = predict_logits(model, eeg, args.batch_size)
-        prob = np.exp(logits - logits.max(1, keepdims=True))
-        parts[f"task_deep4/{task}"] = task_score(prob[:, 1] / prob.sum(1), recording, 0.5, ctx.data, task)
-        for kind, encoder in (("random_encoder", _task_model(ctx, args, None)[0]),
-                              ("irrelevant_task", _task_model(ctx, args, args.other_task[task])[0])):
-            features = {s: _features(ctx, encoder, s, args) for s in ("train", "val")}
+        parts[f"task_deep4/{task}"] = task_score(models.probability(task, eeg), recording, 0.5, ctx.data, task)
+        for kind, encoder in (("random_encoder", None), ("irrelevant_task", args.other_task[task])):
+            features = {s: ctx.memoised(("baseline features", encoder, s), lambda s=s, encoder=encoder: models.features(
+                encoder, ctx.data.eeg[ctx.data.splits[s]])) for s in ("train", "val")}
             probe = ctx.memoised((kind, task), lambda: fit_probe(features, ctx.data, ctx.data.task(task), ctx.seed))
-            test = predict_logits(encoder, eeg, args.batch_size)
-            parts[f"{kind}/{task}"] = {**task_score(_prob(probe, test), recording, 0.5, ctx.data, task),
+            parts[f"{kind}/{task}"] = {**task_score(_prob(probe, models.features(encoder, eeg)), recording, 0.5,
+                                                    ctx.data, task),
                                        "note": f"{NOTE}; logistic regression on a {kind.replace('_', ' ')}"
                                                + (f" ({args.other_task[task]})" if kind == "irrelevant_task" else "")}
     return {"parts": parts}
-
-
-def _task_model(ctx, args: BaselineArgs, task: str | None):
-    """Deep4 + classifier trained end to end on ``task`` (checkpointed in the run); None: untrained."""
-    from eegbench.train.supervised import SupervisedStage
-
-    def make():
-        own = ctx.stage.config
-        stage = SupervisedStage(f"baseline_{task or 'random'}", {
-            "encoder": args.encoder or own.encoder,
-            "encoder_args": own.encoder_args if args.encoder_args is None else args.encoder_args,
-            "embed_dim": args.embed_dim or own.embed_dim,
-            "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "target": task}, ctx.seed)
-        if task is None:
-            return stage.build(ctx.data.eeg.shape[1], ctx.data.eeg.shape[2], 2).eval()
-        return stage.run(ctx.data, ctx.run)
-    return ctx.memoised(("task_model", task), make)
-
-
-def _features(ctx, encoder, split: str, args: BaselineArgs) -> np.ndarray:
-    from eegbench.train.supervised import predict_logits
-
-    return ctx.memoised(("features", id(encoder), split), lambda: predict_logits(
-        encoder, ctx.data.eeg[ctx.data.splits[split]], args.batch_size))

@@ -35,6 +35,7 @@ class ContrastiveStage(Stage):
     needs = ("text",)
     produces = ("embeddings",)
     hands_on = "eeg-text"
+    comparisons = ("baselines",)  # train.baselines: task-specific Deep4, random-init and other-task encoders
 
     class Config(StrictModel):
         texts: Literal["reports", "captions"] = added("reports")  # each recording's report, or each stimulus's caption
@@ -166,6 +167,12 @@ class ContrastiveStage(Stage):
             return [{"params": base, "lr": c.lr}, {"params": tuned_params, "lr": c.lr * c.text_lr_ratio}]
 
         return Task(losses, validate, n_items=len(train), batch_size=c.batch_size, param_groups=groups, min_batch=2)
+
+    def train_comparison(self, name, model, data, run, pretrained, args=None):
+        """EEG-CLIP's comparison models (``baselines``), with the scoring evaluation's arguments ``args``."""
+        from eegbench.train.baselines import train_baselines
+
+        return train_baselines(self.config, data, run, self.seed, args)
 
     def predict(self, model, eeg) -> dict:
         """Shared-space EEG embeddings ``[n, dim]`` for numpy ``eeg`` [n, channels, times]."""

@@ -22,7 +22,7 @@ forced in training; free-running generation in ``predict``) or retrieval of the 
 caption in CLIP text space (InfoNCE). ``eeg_text_weight`` adds InfoNCE between the pooled EEG
 features and the caption's CLIP text embedding. The joint objective is the weighted sum of the
 losses of the heads that are on, in training and in validation selection alike; ``image: false``
-gives the text-only model and no ``text`` the image-only one. ``prior_predictions`` trains the
+gives the text-only model and no ``text`` the image-only one. ``train_comparison`` trains the
 same text head on a constant input: the prior-only control (the language prior, no EEG).
 """
 
@@ -105,6 +105,10 @@ class GenerativeStage(Stage):
             if self.consistency_weight and not (self.image and self.text):
                 raise ValueError("consistency_weight needs both heads (image: true and a text head); set it to 0")
             return self
+
+    @property
+    def comparisons(self) -> tuple[str, ...]:
+        return ("prior_only",) if self.config.text else ()
 
     @property
     def consumes(self) -> tuple[str | None, ...]:
@@ -417,12 +421,12 @@ class GenerativeStage(Stage):
         shape = (0, samples, 3, size, size)
         return rt.gather_rows(np.concatenate(out) if out else np.zeros(shape, np.uint8))
 
-    def prior_predictions(self, model, data, run, pretrained, n: int) -> dict:
-        """The prior-only control: a fresh text head trained and run on a constant input (no EEG), ``n`` outputs."""
+    def train_comparison(self, name, model, data, run, pretrained, args=None):
+        """The prior-only control (``prior_only``): a fresh text head trained on a constant input (no EEG)."""
         import torch
 
         from eegbench.models.pretrained.clip import clip_text_embeddings
-        from eegbench.train.text import prior_only_text
+        from eegbench.train.text import train_prior_only
 
         c, width = self.config, model.encoder.embed_dim
         torch.manual_seed(self.seed)
@@ -430,10 +434,10 @@ class GenerativeStage(Stage):
         if c.text.kind == "retrieval":
             clip_model, _, tokenizer = pretrained.clip()
             text_embed = lambda captions: torch.from_numpy(clip_text_embeddings(clip_model, tokenizer, captions))  # noqa: E731
-        return prior_only_text(self.text_head(width, pretrained, data), data, run, f"{self.name}-prior", n,
-                               width=width, epochs=c.epochs, batch_size=c.batch_size, lr=c.text.lr or c.lr,
-                               seed=self.seed, text_embed=text_embed,
-                               lr_key=f"stages.{self.name}.text.lr" if c.text.lr else f"stages.{self.name}.lr")
+        return train_prior_only(self.text_head(width, pretrained, data), data, run, f"{self.name}-prior",
+                                width=width, epochs=c.epochs, batch_size=c.batch_size, lr=c.text.lr or c.lr,
+                                seed=self.seed, text_embed=text_embed,
+                                lr_key=f"stages.{self.name}.text.lr" if c.text.lr else f"stages.{self.name}.lr")
 
 
 def text_losses(model, tokens, slots, targets: dict, gather=None) -> dict:

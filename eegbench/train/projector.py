@@ -29,6 +29,7 @@ class ProjectorStage(Stage):
     produces = ("text", "logits")
     consumes = ("classifier",)  # Thought2Text's encoder stage: supervised with clip_weight > 0
     hands_on = "text-projector"
+    comparisons = ("prior_only",)
     requires = ("eeg", "splits", "labels", "images", "captions")
 
     class Config(Decoding):
@@ -110,14 +111,14 @@ class ProjectorStage(Stage):
         logits = runtime.map_rows(model["eeg"][1], features.numpy(), 256)
         return {"text": generate_text(model["text"], features, self.prompts(predicted)), "logits": logits}
 
-    def prior_predictions(self, model, data, run, pretrained, n: int) -> dict:
-        """The prior-only control: a fresh projector trained and run on a constant input, no class name."""
+    def train_comparison(self, name, model, data, run, pretrained, args=None):
+        """The prior-only control (``prior_only``): a fresh projector trained on a constant input, no class name."""
         import torch
 
-        from eegbench.train.text import prior_only_text
+        from eegbench.train.text import train_prior_only
 
         c, width = self.config, model["text"].project[0].in_features
         torch.manual_seed(self.seed)
-        return prior_only_text(c.lm_head(width, pretrained), data, run, f"{self.name}-prior", n, width=width,
-                               epochs=c.clip_epochs + c.eeg_epochs, batch_size=c.batch_size, lr=c.lr, seed=self.seed,
-                               lr_key=f"stages.{self.name}.lr")
+        return train_prior_only(c.lm_head(width, pretrained), data, run, f"{self.name}-prior", width=width,
+                                epochs=c.clip_epochs + c.eeg_epochs, batch_size=c.batch_size, lr=c.lr, seed=self.seed,
+                                lr_key=f"stages.{self.name}.lr")

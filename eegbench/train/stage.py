@@ -3,6 +3,9 @@
 A stage subclasses :class:`Stage`, defines its pydantic ``Config`` and implements
 ``run(data, run, model, pretrained)`` and ``predict(model, eeg)``, and optionally
 ``precheck(data, pretrained)``, called before the run writes anything (see ``eegbench.runner``).
+The comparison models it can train beside its own (``comparisons``: a model control such as
+``prior_only``, or the baselines an evaluation scores) come from ``train_comparison``, which the
+runner calls after the stages and before any scoring: evaluations only read predictions.
 It declares its contract (``eegbench.contracts``): the model kinds it ``consumes`` from the stage
 before it, the kind it ``hands_on``, what it ``requires`` of the dataset and what it ``produces``
 for evaluations; the config refuses a chain that does not fit before any work.
@@ -25,6 +28,7 @@ class Stage:
     consumes: tuple[str | None, ...] = (None,)  # model kinds taken from the stage before (contracts); None: nothing
     hands_on: str = ""  # the kind of model run() returns (contracts)
     requires: tuple[str, ...] = ("eeg", "splits")  # what the dataset must offer (contracts.DATA_ITEMS)
+    comparisons: tuple[str, ...] = ()  # comparison models train_comparison makes (controls', evaluations' names)
 
     def __init__(self, name: str, config: dict, seed: int):
         self.name = name
@@ -49,3 +53,9 @@ class Stage:
             raise UserError(f"stages.{self.name}.encoder_args: {exc}; fix the argument names") from None
         except UserError as exc:
             raise UserError(f"stages.{self.name}.encoder_args: {exc}") from None
+
+    def train_comparison(self, name: str, model, data, run, pretrained, args=None):
+        """Train comparison model ``name`` (one of ``comparisons``) beside ``model``, checkpointed in ``run``;
+        ``args`` are the scoring evaluation's arguments. Returns what the control or evaluation reads: an
+        object whose methods predict."""
+        raise NotImplementedError(f"{type(self).__name__} trains no comparison model {name!r}")

@@ -4,7 +4,7 @@
 frozen encoder's EEG embeddings, or a constant for the prior-only model) through the one loop
 (``train.loop``: resumable, seeded per epoch) and keeps the epoch with the lowest teacher-forced
 loss on validation trials. That loss only selects; text is
-scored by free-running generation alone (``generate_text``). ``prior_only_text`` is the prior-only
+scored by free-running generation alone (``generate_text``). ``train_prior_only`` is the prior-only
 control of any stage with a text head: the same head trained and run on a constant input.
 """
 
@@ -92,10 +92,23 @@ def generate_text(head, features, prompts: list[str] | None = None, batch_size: 
     return np.array(rt.gather_rows(out), dtype=object)
 
 
-def prior_only_text(head, data, run, name: str, n: int, *, width: int, epochs: int, batch_size: int, lr: float,
-                    seed: int, lr_key: str, text_embed=None) -> dict:
-    """``{"text": n outputs}`` of a fresh ``head`` trained on a constant input (zeros ``[width]``) with the train
-    captions and selected on val: what the language prior alone produces. Checkpointed as ``<name>`` in ``run``.
+class PriorOnly:
+    """The prior-only control model: a text head trained on a constant input, so its text is the language prior's."""
+
+    def __init__(self, head, width: int):
+        self.head, self.width = head, width
+
+    def predict(self, eeg) -> dict:
+        """``{"text": one output per trial}``; the EEG is not read."""
+        import torch
+
+        return {"text": generate_text(self.head, torch.zeros(len(eeg), self.width))}
+
+
+def train_prior_only(head, data, run, name: str, *, width: int, epochs: int, batch_size: int, lr: float, seed: int,
+                     lr_key: str, text_embed=None) -> PriorOnly:
+    """A fresh ``head`` trained on a constant input (zeros ``[width]``) with the train captions and selected on val:
+    what the language prior alone produces. Checkpointed as ``<name>`` in ``run``.
 
     ``text_embed(captions) -> [N, D] tensor`` supplies the CLIP text targets a retrieval head trains on.
     """
@@ -110,4 +123,4 @@ def prior_only_text(head, data, run, name: str, n: int, *, width: int, epochs: i
                              "pair_id": torch.from_numpy(data.image[trials])}
     fit_text_head(head, parts["train"], parts["val"], run=run, name=name, epochs=epochs, batch_size=batch_size,
                   lr=lr, seed=seed, lr_key=lr_key)
-    return {"text": generate_text(head, torch.zeros(n, width))}
+    return PriorOnly(head, width)
