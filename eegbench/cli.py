@@ -470,6 +470,7 @@ def print_scores(title: str, result: dict, notes: list[str], json_out: Optional[
 
 def main() -> None:
     """Console entry point: run the app, turning UserError into one line and exit code 2."""
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"  # one line
     for noisy in ("braindecode", "mne"):  # deprecation chatter a user cannot act on
         warnings.filterwarnings("ignore", category=FutureWarning, module=noisy)
     # braindecode's models ask MNE for a montage name MNE deprecates, also in the worker processes that

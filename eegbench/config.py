@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -117,9 +118,10 @@ class Resolved(BaseModel):
     def hash(self) -> str:
         """Stable 12-hex digest of everything that changes results (not the prose, the file path, or the device
         and memory settings: like thread counts, they are recorded in ``environment.json``; nor stage options
-        :func:`added` later while they keep their default)."""
+        :func:`added` later while they keep their default; a renamed stage kind counts under its first name)."""
         payload = self.model_dump(exclude={"description", "cite", "source"})
         for spec in payload["stages"].values():
+            spec["kind"] = registry.stages.id_name(spec["kind"])
             for key, default in _added_defaults(registry.stages.get(spec["kind"]).Config).items():
                 if spec.get(key) == default:
                     del spec[key]
@@ -340,8 +342,12 @@ def resolve(suite: str, *, variant: str = DEFAULT_VARIANT, scale: str = DEFAULT_
     stages = {}
     for stage_name, ref in shape.stages.items():
         stage_cls = _known(layers, ("stages", stage_name, "kind"), registry.stages, ref.kind)
+        kind = registry.stages.renamed.get(ref.kind, ref.kind)
+        if kind != ref.kind:
+            warnings.warn(f"{_origin(layers, ('stages', stage_name, 'kind'))}: stages.{stage_name}.kind: {ref.kind!r} is "
+                          f"now called {kind!r}; write kind: {kind} (same runs, same ids)", FutureWarning, stacklevel=2)
         body = {k: v for k, v in tree["stages"][stage_name].items() if k != "kind"}
-        stages[stage_name] = {"kind": ref.kind, **validate_component(layers, ("stages", stage_name), stage_cls.Config, body)}
+        stages[stage_name] = {"kind": kind, **validate_component(layers, ("stages", stage_name), stage_cls.Config, body)}
     _check_chain(layers, shape.dataset.name, dataset_cls, stages, shape.seed)
     last = list(stages)[-1] if stages else None
     final = registry.stages.get(stages[last]["kind"])(last, stages[last], shape.seed) if last else None

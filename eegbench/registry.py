@@ -41,13 +41,17 @@ class Registry:
     def __init__(self, kind: str):
         self.kind = kind
         self._entries: dict[str, Entry] = {}
+        self.renamed: dict[str, str] = {}  # a former name -> the name it goes by now
 
-    def register(self, name: str, obj: Any = None, *, lazy: str | None = None, summary: str = "") -> Any:
+    def register(self, name: str, obj: Any = None, *, lazy: str | None = None, summary: str = "",
+                 formerly: tuple[str, ...] = ()) -> Any:
         """Register ``obj`` (or a lazy ``"module:attr"``) under ``name``; without either, a decorator.
+        ``formerly``: names it went by before (config files using them still resolve, with a deprecation warning).
 
         Re-registering a name is an error unless it is the object a lazy entry pointed at
         (that happens when a lazy entry's module is imported and its decorators run).
         """
+        self.renamed |= dict.fromkeys(formerly, name)
         if obj is None and lazy is None:
             return lambda o: self.register(name, o, summary=summary)
         current = self._entries.get(name)
@@ -66,10 +70,15 @@ class Registry:
         module, _, attr = entry.target.partition(":")
         return getattr(obj, "__module__", None) == module and getattr(obj, "__qualname__", None) == attr
 
+    def id_name(self, name: str) -> str:
+        """The first name ``name``'s entry went by: what run ids are computed under, so a rename keeps them."""
+        return next((old for old, new in self.renamed.items() if new == name), name)
+
     def get(self, name: str) -> Any:
-        """The object registered as ``name``, importing a lazy entry; unknown names raise UserError."""
+        """The object registered as ``name`` (or a former name), importing a lazy entry; unknown names raise
+        UserError."""
         load_plugins()
-        entry = self._entries.get(name)
+        entry = self._entries.get(self.renamed.get(name, name))
         if entry is None:
             raise UserError(self.unknown(name))
         if not entry.loaded:
@@ -85,7 +94,7 @@ class Registry:
 
     def __contains__(self, name: str) -> bool:
         load_plugins()
-        return name in self._entries
+        return self.renamed.get(name, name) in self._entries
 
     def __iter__(self) -> Iterator[Entry]:
         load_plugins()
@@ -141,7 +150,7 @@ evaluations.register("nway_top1", lazy="eegbench.evaluate.classification:nway_to
                      summary="N-way top-1 accuracy of class predictions (N = the dataset's classes)")
 stages.register("contrastive", lazy="eegbench.train.contrastive:ContrastiveStage",
                 summary="EEG-CLIP: EEG encoder aligned with report text by symmetric InfoNCE; last epoch or val loss")
-stages.register("generative", lazy="eegbench.train.generative:GenerativeStage",
+stages.register("joint", lazy="eegbench.train.joint:JointStage", formerly=("generative",),
                 summary="one EEG encoder, an SD image head (DreamDiffusion) and/or a text head, trained jointly; chosen on val")
 stages.register("projector", lazy="eegbench.train.projector:ProjectorStage",
                 summary="Thought2Text: a frozen LM reading one projected embedding (CLIP phase, then EEG); chosen on val")

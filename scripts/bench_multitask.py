@@ -78,7 +78,7 @@ def throughput(run_dir: Path, scale: str, trials: int = 64) -> None:
     from eegbench import config, paths, registry
     from eegbench.models.pretrained import Pretrained, resolve_folders
     from eegbench.track.store import Run
-    from eegbench.train.text import generate_text
+    from eegbench.train.text_head import generate_text
 
     cfg = config.resolve("multitask", scale=scale)
     dataset = registry.datasets.get("imagenet-eeg")(cfg.dataset, paths.cache_dir())

@@ -152,7 +152,7 @@ def test_every_suite_variant_and_scale_resolves():
      r"stages.align.kind: contrastive needs the dataset's recordings and reports, which imagenet-eeg"),
     ("{classify: {kind: supervised}}", "[nway_top1, linear_probe]", "tuab",
      r"evaluate.1: linear_probe scores embeddings, but the last stage 'classify' predicts logits"),
-    ("{pre: {kind: msm}, gen: {kind: generative}}", "[zero_shot]", "imagenet-eeg",
+    ("{pre: {kind: msm}, gen: {kind: joint}}", "[zero_shot]", "imagenet-eeg",
      r"evaluate.0: zero_shot scores embeddings, but the last stage 'gen' predicts images"),
 ])
 def test_a_chain_that_does_not_fit_is_refused_at_the_first_mismatch(tmp_path, stages, evaluate, dataset, message):
@@ -195,8 +195,16 @@ def test_set_on_a_stage_the_variant_removes_is_not_for_that_variant():
 def test_a_named_encoder_must_be_registered_and_come_first():
     with pytest.raises(UserError, match=r"stages.generate.encoder: .*unknown encoder 'deep5'; did you mean 'deep4'"):
         config.resolve("dreamdiffusion", variant="deep4", overrides={"stages.generate.encoder": "deep5"})
-    with pytest.raises(UserError, match=r"stages.generate.kind: generative takes nothing \(it comes first\), but 'msm'"):
+    with pytest.raises(UserError, match=r"stages.generate.kind: joint takes nothing \(it comes first\), but 'msm'"):
         config.resolve("dreamdiffusion", overrides={"stages.generate.encoder": "deep4"})
     default = config.resolve("dreamdiffusion", scale="ci")
     assert "encoder" in default.stages["generate"]  # recorded in the run's config, left out of its id at its default
     assert config.resolve("dreamdiffusion", scale="ci", variant="deep4").hash() != default.hash()
+
+
+def test_a_renamed_stage_kind_still_resolves_with_a_warning_and_the_same_run_id(tmp_path):
+    old = write(tmp_path, "old.yaml", Path(config.suite_path("dreamdiffusion")).read_text().replace("kind: joint", "kind: generative"))
+    with pytest.warns(FutureWarning, match=r"old.yaml: stages.generate.kind: 'generative' is now called 'joint'"):
+        renamed = config.resolve(str(old), scale="ci")
+    assert renamed.stages["generate"]["kind"] == "joint"
+    assert renamed.hash() == config.resolve("dreamdiffusion", scale="ci").hash()

@@ -111,7 +111,7 @@ def test_every_scheduler_samples_the_same_images_twice(finished, scheduler):
     dataset = registry.datasets.get("imagenet-eeg")(cfg.dataset, outcome.run_dir.parents[3])
     data = dataset.load()
     folders = resolve_folders(cfg, dataset.prepare, {"sd", "clip"}, outcome.run_dir.parents[3])
-    stage = registry.stages.get("generative")("generate", cfg.stages["generate"], seed=0)
+    stage = registry.stages.get("joint")("generate", cfg.stages["generate"], seed=0)
     model = stage.build(*data.eeg.shape[1:], Pretrained(folders, outcome.run_dir.parents[3]), data)
     eeg = data.eeg[data.splits["test"][:2]]
     first, second = stage.predict(model, eeg)["images"], stage.predict(model, eeg)["images"]

@@ -95,7 +95,7 @@ def test_one_step_gradients_match_across_processes_and_micro_batches(cache_dir, 
             assert meta[other]["loss"] == pytest.approx(meta["one"]["loss"], rel=1e-5)
 
 
-def test_msm_and_generative_on_two_processes_match_one(cache_dir, tmp_path):
+def test_msm_and_joint_on_two_processes_match_one(cache_dir, tmp_path):
     """A BatchNorm-free suite: the same selected epochs, checkpoints and metrics as one process."""
     one = eegbench(DREAM, tmp_path / "one", cache_dir)
     assert one.returncode == 0, one.stderr[-3000:]
@@ -169,7 +169,7 @@ def test_a_two_process_run_killed_mid_stage_resumes_to_the_same_result(cache_dir
 
 
 def test_bf16_runs_end_to_end_on_cpu(cache_dir, tmp_path):
-    """A smoke check of the bf16 path (autocast, fp32 master weights) through msm and generative, not an accuracy claim."""
+    """A smoke check of the bf16 path (autocast, fp32 master weights) through msm and joint, not an accuracy claim."""
     done = eegbench([*DREAM, "--precision", "bf16", "--no-wandb"], tmp_path, cache_dir)
     assert done.returncode == 0, done.stderr[-3000:]
     run_dir = only_run(tmp_path)

@@ -100,7 +100,7 @@ def test_consistency_variant_trains_the_text_head_on_captions_of_generated_image
     from eegbench import registry
 
     cfg = tiny("consistency", **{"stages.joint.consistency_every": 1, "controls": []})
-    assert "captioner" in registry.stages.get("generative")("joint", cfg.stages["joint"], 0).needs
+    assert "captioner" in registry.stages.get("joint")("joint", cfg.stages["joint"], 0).needs
     outcome = execute(cfg, out=tmp_path, cache_dir=cache_dir)
     captions = json.loads((outcome.run_dir / "samples/joint_consistency_epoch1.json").read_text())
     bank = json.loads((foundation_folder(cache_dir, "captioner") / "captions.json").read_text())
@@ -115,7 +115,7 @@ def test_text_only_retrieval_head_needs_no_stable_diffusion(cache_dir, tmp_path)
     from eegbench import registry
 
     cfg = tiny("text-only", **{"stages.joint.text.kind": "retrieval", "controls": ["shuffled_eeg"]})
-    stage = registry.stages.get("generative")("joint", cfg.stages["joint"], 0)
+    stage = registry.stages.get("joint")("joint", cfg.stages["joint"], 0)
     assert stage.needs == ("clip",) and stage.produces == ("text",)
     outcome = execute(cfg, out=tmp_path, cache_dir=cache_dir)
     assert [m["metric"] for m in outcome.metrics["metrics"]] == TEXT_METRICS

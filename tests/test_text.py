@@ -99,7 +99,7 @@ def test_beam_search_and_prompts_decode_to_strings(lm):
 def test_teacher_forced_loss_falls_when_the_head_trains(lm, tmp_path):
     """Training (teacher forced) moves only the projector; the LM stays as loaded."""
     from eegbench.models.text_heads import PrefixLMHead
-    from eegbench.train.text import fit_text_head
+    from eegbench.train.text_head import fit_text_head
 
     model, tokenizer = lm
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -20,7 +20,7 @@ from pydantic import Field
 from eegbench import runtime
 from eegbench.errors import UserError
 from eegbench.train.stage import Stage
-from eegbench.train.text import Decoding
+from eegbench.train.text_head import Decoding
 
 
 class ProjectorStage(Stage):
@@ -67,7 +67,7 @@ class ProjectorStage(Stage):
         from torch import nn
 
         from eegbench.train.supervised import stimulus_clip
-        from eegbench.train.text import fit_text_head
+        from eegbench.train.text_head import fit_text_head
 
         c = self.config
         model.eval().requires_grad_(False)
@@ -105,7 +105,7 @@ class ProjectorStage(Stage):
 
     def predict(self, model, eeg) -> dict:
         """``{"text": free-running outputs, "logits": class logits}`` for numpy ``eeg`` [trials, C, T]."""
-        from eegbench.train.text import generate_text
+        from eegbench.train.text_head import generate_text
 
         features, predicted = self.features(model["eeg"], eeg)
         logits = runtime.map_rows(model["eeg"][1], features.numpy(), 256)
@@ -115,7 +115,7 @@ class ProjectorStage(Stage):
         """The prior-only control (``prior_only``): a fresh projector trained on a constant input, no class name."""
         import torch
 
-        from eegbench.train.text import train_prior_only
+        from eegbench.train.text_head import train_prior_only
 
         c, width = self.config, model["text"].project[0].in_features
         torch.manual_seed(self.seed)

@@ -1,4 +1,4 @@
-"""The generative stage: one EEG encoder, DreamDiffusion's image head and/or a text head, trained jointly.
+"""The joint stage: one EEG encoder, DreamDiffusion's image head and/or a text head, trained jointly.
 
 Image head (``image: true``, DreamDiffusion). The EEG encoder (the MAE-ViT an ``msm`` stage hands
 on, the EEG side of a ``contrastive`` stage's EEG-CLIP, or a fresh one of the registered kind
@@ -39,7 +39,7 @@ from eegbench.config import StrictModel, added
 from eegbench.errors import UserError
 from eegbench.train.loop import Optim, Selection, Task, fit
 from eegbench.train.stage import Stage
-from eegbench.train.text import Decoding
+from eegbench.train.text_head import Decoding
 
 SCHEDULERS = {  # config name -> diffusers class; "plms" is PNDM without its Runge-Kutta warm-up, as in SD
     "plms": "PNDMScheduler",
@@ -59,7 +59,7 @@ class TextHeadConfig(Decoding):
     candidates: Literal["train_captions", "class_phrasings"] = "train_captions"  # retrieval: the output set
 
 
-class GenerativeStage(Stage):
+class JointStage(Stage):
     """EEG -> images (Stable Diffusion, DreamDiffusion) and/or captions from one encoder; chosen on val."""
 
     hands_on = "joint"
@@ -373,7 +373,7 @@ class GenerativeStage(Stage):
         predictions are paired; text is free-running generation from the EEG alone."""
         import torch
 
-        from eegbench.train.text import generate_text
+        from eegbench.train.text_head import generate_text
 
         out = {}
         if self.config.image:
@@ -426,7 +426,7 @@ class GenerativeStage(Stage):
         import torch
 
         from eegbench.models.pretrained.clip import clip_text_embeddings
-        from eegbench.train.text import train_prior_only
+        from eegbench.train.text_head import train_prior_only
 
         c, width = self.config, model.encoder.embed_dim
         torch.manual_seed(self.seed)
