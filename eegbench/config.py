@@ -118,10 +118,12 @@ class Resolved(BaseModel):
     def hash(self) -> str:
         """Stable 12-hex digest of everything that changes results (not the prose, the file path, or the device
         and memory settings: like thread counts, they are recorded in ``environment.json``; nor stage options
-        :func:`added` later while they keep their default; a renamed stage kind counts under its first name)."""
+        :func:`added` later while they keep their default; a renamed stage or head counts under its first name)."""
         payload = self.model_dump(exclude={"description", "cite", "source"})
         for spec in payload["stages"].values():
             spec["kind"] = registry.stages.id_name(spec["kind"])
+            if isinstance(spec.get("text"), dict):  # a text head, chosen by its registered name
+                spec["text"]["kind"] = registry.heads.id_name(spec["text"]["kind"])
             for key, default in _added_defaults(registry.stages.get(spec["kind"]).Config).items():
                 if spec.get(key) == default:
                     del spec[key]

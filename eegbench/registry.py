@@ -142,6 +142,12 @@ encoders.register("eegclip", lazy="eegbench.models.eegclip:eegclip_encoder",
                   summary="EEG-CLIP's EEG side: Deep4 + projection into the shared space (a contrastive stage trains it)")
 heads.register("classifier", lazy="eegbench.models.heads:LinearClassifier",
                summary="linear layer from encoder features to class logits")
+heads.register("sd-image", lazy="eegbench.models.image_head:ImageHead",
+               summary="image head: encoder tokens as Stable Diffusion's cross-attention context (DreamDiffusion)")
+heads.register("prefix-lm", lazy="eegbench.models.text_heads:PrefixLMHead", formerly=("generative",),
+               summary="text head: learned prefix tokens before a frozen causal LM, free-running generation")
+heads.register("retrieval", lazy="eegbench.models.text_heads:RetrievalTextHead",
+               summary="text head: the nearest candidate caption in CLIP text space")
 stages.register("supervised", lazy="eegbench.train.supervised:SupervisedStage",
                 summary="encoder + classifier head trained with cross-entropy; checkpoint chosen on val")
 stages.register("msm", lazy="eegbench.train.msm:MSMStage",

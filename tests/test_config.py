@@ -208,3 +208,15 @@ def test_a_renamed_stage_kind_still_resolves_with_a_warning_and_the_same_run_id(
         renamed = config.resolve(str(old), scale="ci")
     assert renamed.stages["generate"]["kind"] == "joint"
     assert renamed.hash() == config.resolve("dreamdiffusion", scale="ci").hash()
+
+
+def test_a_renamed_text_head_still_resolves_with_a_warning_and_the_same_run_id(tmp_path):
+    old = write(tmp_path, "old.yaml", Path(config.suite_path("multitask")).read_text().replace("kind: prefix-lm", "kind: generative"))
+    with pytest.warns(FutureWarning, match=r"text.kind: 'generative' is now called 'prefix-lm'"):
+        renamed = config.resolve(str(old), scale="ci")
+    assert renamed.stages["joint"]["text"]["kind"] == "prefix-lm"
+    assert renamed.hash() == config.resolve("multitask", scale="ci").hash()
+    with pytest.raises(UserError, match=r"stages.joint.text.kind: .*'classifier' is not a registered text head; use one "
+                                        r"of prefix-lm, retrieval"):
+        config.resolve("multitask", overrides={"stages.joint.text.kind": "classifier"})
+

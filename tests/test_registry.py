@@ -128,9 +128,15 @@ def test_every_builtin_honours_its_kinds_contract():
         tokens = as_token_encoder(encoder)  # what the image head's conditioner and the text heads read
         assert contracts.conforms(tokens, "token-encoder"), entry.name
         assert tokens.tokens(eeg).shape == (2, tokens.n_tokens, tokens.embed_dim), entry.name
-    for entry in registry.heads:
-        head = registry.heads.get(entry.name)(8, 3)
-        assert head(torch.zeros(2, 8)).shape == (2, 3), entry.name
+    for entry in registry.heads:  # by role: a classifier maps features to logits; a text head is built from settings
+        head = registry.heads.get(entry.name)
+        assert head.role in ("classifier", "text", "image") and set(head.needs) <= set(FLAGS), entry.name
+        if head.role == "classifier":
+            assert head(8, 3)(torch.zeros(2, 8)).shape == (2, 3), entry.name
+        elif head.role == "text":
+            assert all(callable(getattr(head, m, None)) for m in ("build", "loss", "generate")), entry.name
+        else:
+            assert callable(head.context) and callable(head.diffusion_loss), entry.name
     for entry in registry.controls:
         control = registry.controls.get(entry.name)
         if getattr(control, "model_control", False):

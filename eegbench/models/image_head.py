@@ -69,6 +69,8 @@ class ImageHead(nn.Module):
     next to the frozen pipeline they apply to.
     """
 
+    role, needs = "image", ("sd",)
+
     def __init__(self, pipe, tokens: int, width: int, clip_dim: int, time_branch: bool = True):
         super().__init__()
         with torch.no_grad():

@@ -1,7 +1,9 @@
 """Text heads: pooled EEG features -> a caption, by retrieval or by a causal language model.
 
 Both take features ``[B, in_dim]`` and share one interface: ``loss(features, batch)`` for training
-and ``generate(features, prompts)`` for prediction, which never sees a reference caption.
+and ``generate(features, prompts)`` for prediction, which never sees a reference caption. They are
+registered text heads (``role = "text"``), built by a stage as ``Head.build(in_dim, settings,
+pretrained, data)`` from the suite's ``text:`` settings.
 
 - :class:`RetrievalTextHead` projects features into CLIP text space (InfoNCE against the caption's
   CLIP text embedding; trials of one image are positives) and outputs the nearest candidate.
@@ -35,6 +37,20 @@ def text_space_infonce(projected: torch.Tensor, text_emb: torch.Tensor, log_scal
 class RetrievalTextHead(nn.Module):
     """Features -> CLIP text space; the output caption is the nearest of ``candidates``."""
 
+    role, needs = "text", ("clip",)  # trained on the captions' CLIP text embeddings
+
+    @classmethod
+    def build(cls, in_dim: int, settings, pretrained, data) -> "RetrievalTextHead":
+        """Candidates: the train split's captions, or ``a <class name>`` per class (``settings.candidates``)."""
+        from eegbench.models.pretrained.clip import clip_text_embeddings
+
+        if settings.candidates == "train_captions":
+            candidates = sorted(set(data.captions_of(data.splits["train"])))
+        else:
+            candidates = [f"a {name}" for name in data.class_names]
+        clip_model, _, tokenizer = pretrained.clip()
+        return cls(in_dim, candidates, torch.from_numpy(clip_text_embeddings(clip_model, tokenizer, candidates)))
+
     def __init__(self, in_dim: int, candidates: list[str], candidate_emb: torch.Tensor, temperature: float = 0.07):
         super().__init__()
         self.proj = nn.Linear(in_dim, candidate_emb.shape[1])
@@ -62,6 +78,15 @@ class PrefixLMHead(nn.Module):
     Conditioning (prefix + prompt) is left-padded and positions count from its first real token, in
     training and generation alike.
     """
+
+    role, needs = "text", ("lm",)
+
+    @classmethod
+    def build(cls, in_dim: int, settings, pretrained, data=None) -> "PrefixLMHead":
+        """Before the run's frozen LM, shaped and decoding as ``settings`` say (prefix_tokens, decoding, ...)."""
+        lm, tokenizer = pretrained.lm()
+        return cls(in_dim, lm, tokenizer, settings.prefix_tokens, settings.max_new_tokens,
+                   settings.num_beams if settings.decoding == "beam" else 1)
 
     def __init__(self, in_dim: int, lm, tokenizer, prefix_tokens: int = 4, max_new_tokens: int = 32,
                  num_beams: int = 1):

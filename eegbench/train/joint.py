@@ -29,6 +29,7 @@ same text head on a constant input: the prior-only control (the language prior, 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -51,12 +52,25 @@ VAL_TIMESTEPS = 4  # fixed timesteps per val trial in the selection loss
 
 
 class TextHeadConfig(Decoding):
-    """The text head: ``generative`` (prefix tokens before a causal LM) or ``retrieval`` (nearest candidate)."""
+    """The text head, a registered head of role ``text``: ``prefix-lm`` (prefix tokens before a causal LM) or
+    ``retrieval`` (nearest candidate)."""
 
-    kind: Literal["generative", "retrieval"] = "generative"
+    kind: str = "prefix-lm"
     weight: float = Field(1.0, gt=0)  # of its loss (LM cross-entropy or InfoNCE) in the joint objective
     lr: float | None = Field(None, gt=0)  # learning rate of the head's own parameters; default: the stage's lr
     candidates: Literal["train_captions", "class_phrasings"] = "train_captions"  # retrieval: the output set
+
+    @field_validator("kind")
+    @classmethod
+    def _text_head(cls, name: str) -> str:
+        if name not in registry.heads or getattr(registry.heads.get(name), "role", None) != "text":
+            texts = sorted(e.name for e in registry.heads if getattr(registry.heads.get(e.name), "role", None) == "text")
+            raise ValueError(f"{name!r} is not a registered text head; use one of {', '.join(texts)}")
+        current = registry.heads.renamed.get(name, name)
+        if current != name:
+            warnings.warn(f"text.kind: {name!r} is now called {current!r}; write kind: {current} (same runs, same ids)",
+                          FutureWarning, stacklevel=2)
+        return current
 
 
 class JointStage(Stage):
@@ -127,11 +141,19 @@ class JointStage(Stage):
 
     @property
     def needs(self) -> tuple[str, ...]:
-        """SD for images; CLIP for image alignment, EEG-text alignment or retrieval; the LM for generated text."""
+        """What its heads need (SD for images, the LM for a prefix-LM, CLIP for retrieval), CLIP for image or
+        EEG-text alignment, the captioner for the consistency loss."""
         c, text = self.config, self.config.text
-        clip = (c.image and c.clip_weight) or c.eeg_text_weight or (text and text.kind == "retrieval")
-        return (("sd",) * c.image + ("clip",) * bool(clip) + ("lm",) * bool(text and text.kind == "generative")
-                + ("captioner",) * bool(c.consistency_weight))
+        heads = ("sd-image",) * c.image + ((text.kind,) if text else ())
+        need = {n for h in heads for n in registry.heads.get(h).needs}
+        need |= {"clip"} if (c.image and c.clip_weight) or c.eeg_text_weight else set()
+        need |= {"captioner"} if c.consistency_weight else set()
+        return tuple(sorted(need))
+
+    @property
+    def text_on_clip(self) -> bool:
+        """Whether the text head trains on the captions' CLIP text embeddings (it needs CLIP: retrieval)."""
+        return self.config.text is not None and "clip" in registry.heads.get(self.config.text.kind).needs
 
     @property
     def weights(self) -> dict[str, float]:
@@ -171,7 +193,6 @@ class JointStage(Stage):
         a fresh one; a feature encoder gives the heads one token, its pooled vector."""
         import torch
 
-        from eegbench.models.image_head import ImageHead
         from eegbench.models.joint import JointModel
         from eegbench.models.tokens import as_token_encoder
 
@@ -189,27 +210,15 @@ class JointStage(Stage):
         if c.image:
             pipe = pretrained.sd()
             clip_dim = pretrained.clip()[0].visual.output_dim if c.clip_weight else pipe.unet.config.cross_attention_dim
-            image = ImageHead(pipe, encoder.n_tokens, encoder.embed_dim, clip_dim, time_branch=c.time_branch)
+            image = registry.heads.get("sd-image")(pipe, encoder.n_tokens, encoder.embed_dim, clip_dim,
+                                                   time_branch=c.time_branch)
         text = self.text_head(encoder.embed_dim, pretrained, data) if c.text else None
         align = pretrained.clip()[0].text_projection.shape[1] if c.eeg_text_weight else None
         return JointModel(encoder, image, text, align)
 
     def text_head(self, width: int, pretrained, data):
         """A fresh text head of the configured kind over features of ``width``."""
-        import torch
-
-        from eegbench.models.pretrained.clip import clip_text_embeddings
-        from eegbench.models.text_heads import RetrievalTextHead
-
-        t = self.config.text
-        if t.kind == "generative":
-            return t.lm_head(width, pretrained)
-        if t.candidates == "train_captions":
-            candidates = sorted(set(data.captions_of(data.splits["train"])))
-        else:
-            candidates = [f"a {name}" for name in data.class_names]
-        clip_model, _, tokenizer = pretrained.clip()
-        return RetrievalTextHead(width, candidates, torch.from_numpy(clip_text_embeddings(clip_model, tokenizer, candidates)))
+        return registry.heads.get(self.config.text.kind).build(width, self.config.text, pretrained, data)
 
     def run(self, data, run, model=None, pretrained=None):
         """Train on the train split, select on val; return the selected :class:`JointModel`."""
@@ -331,7 +340,7 @@ class JointStage(Stage):
             run.log(f"{self.name}: captioned {len(captions)} generated train images for the consistency loss")
         ids = {text: k for k, text in enumerate(dict.fromkeys(captions))}
         out = {"epoch": epoch, "captions": captions, "pair_id": torch.tensor([ids[t] for t in captions])}
-        if self.config.text.kind == "retrieval":
+        if self.text_on_clip:
             clip_model, _, tokenizer = pretrained.clip()
             out["text_emb"] = torch.from_numpy(clip_text_embeddings(clip_model, tokenizer, captions))
         return out
@@ -362,7 +371,7 @@ class JointStage(Stage):
                 out["clip"] = torch.from_numpy(pretrained.clip_image_embeddings(paths))
         if c.text or c.eeg_text_weight:
             out["captions"] = data.captions_of(np.array(first))
-        if c.eeg_text_weight or (c.text and c.text.kind == "retrieval"):
+        if c.eeg_text_weight or self.text_on_clip:
             clip_model, _, tokenizer = pretrained.clip()
             out["text_emb"] = torch.from_numpy(clip_text_embeddings(clip_model, tokenizer, out["captions"]))
         return out
@@ -431,7 +440,7 @@ class JointStage(Stage):
         c, width = self.config, model.encoder.embed_dim
         torch.manual_seed(self.seed)
         text_embed = None
-        if c.text.kind == "retrieval":
+        if self.text_on_clip:
             clip_model, _, tokenizer = pretrained.clip()
             text_embed = lambda captions: torch.from_numpy(clip_text_embeddings(clip_model, tokenizer, captions))  # noqa: E731
         return train_prior_only(self.text_head(width, pretrained, data), data, run, f"{self.name}-prior",

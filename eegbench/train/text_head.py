@@ -27,12 +27,10 @@ class Decoding(StrictModel):
     max_new_tokens: int = Field(32, ge=1)
 
     def lm_head(self, in_dim: int, pretrained):
-        """A fresh ``PrefixLMHead`` over features of ``in_dim`` before the run's frozen LM."""
-        from eegbench.models.text_heads import PrefixLMHead
+        """A fresh prefix-LM head over features of ``in_dim`` before the run's frozen LM."""
+        from eegbench import registry
 
-        lm, tokenizer = pretrained.lm()
-        return PrefixLMHead(in_dim, lm, tokenizer, self.prefix_tokens, self.max_new_tokens,
-                            self.num_beams if self.decoding == "beam" else 1)
+        return registry.heads.get("prefix-lm").build(in_dim, self, pretrained)
 
 
 def fit_text_head(head, train: dict, val: dict, *, run, name: str, epochs: int, batch_size: int, lr: float,
