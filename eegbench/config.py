@@ -289,7 +289,32 @@ def _check_chain(layers, dataset: str, dataset_cls, stages: dict[str, dict], see
         if lacking:
             raise _fail(layers, ("stages", name, "kind"), f"{spec['kind']} needs the dataset's "
                         f"{' and '.join(lacking)}, which {dataset} does not offer; pick a dataset that has them")
+        if spec.get("init_from") and handed is not None:
+            raise _fail(layers, ("stages", name, "init_from"), f"init_from starts a fresh encoder, but {before!r} hands "
+                        f"{name!r} {contracts.a(handed)}; remove init_from or that stage")
         handed, before = stage.hands_on, name
+
+
+_RESOLVING: list[tuple[str, str]] = []  # the suites/variants init_from is resolving, outermost first
+
+
+def _run_named(layers, loc: tuple, source: str, scale: str, seed: int, current: tuple[str, str]) -> str:
+    """``init_from`` as stored: ``suite/variant/<run id>`` of that suite at this scale and seed (found in the run's
+    store), or an existing run folder's absolute path."""
+    parts = source.split("/")
+    if len(parts) == 2 and parts[0] in registry.suites:
+        suite, variant = parts
+        if tuple(parts) in (*_RESOLVING, current):
+            raise _fail(layers, loc, f"{source!r} starts from itself (init_from runs in a circle); name another run")
+        _RESOLVING.append(current)
+        try:
+            return f"{suite}/{variant}/{resolve(suite, variant=variant, scale=scale, seed=seed).hash()}"
+        finally:
+            _RESOLVING.pop()
+    folder = Path(source).expanduser()
+    if (folder / "run.json").is_file():
+        return str(folder.resolve())
+    raise _fail(layers, loc, f"{source!r} is neither a run folder (with run.json) nor <suite>/<variant>; name one")
 
 
 def resolve(suite: str, *, variant: str = DEFAULT_VARIANT, scale: str = DEFAULT_SCALE,
@@ -350,6 +375,10 @@ def resolve(suite: str, *, variant: str = DEFAULT_VARIANT, scale: str = DEFAULT_
                           f"now called {kind!r}; write kind: {kind} (same runs, same ids)", FutureWarning, stacklevel=2)
         body = {k: v for k, v in tree["stages"][stage_name].items() if k != "kind"}
         stages[stage_name] = {"kind": kind, **validate_component(layers, ("stages", stage_name), stage_cls.Config, body)}
+    for stage_name, spec in stages.items():
+        if spec.get("init_from"):
+            spec["init_from"] = _run_named(layers, ("stages", stage_name, "init_from"), spec["init_from"], scale,
+                                           shape.seed, (shape.suite, variant))
     _check_chain(layers, shape.dataset.name, dataset_cls, stages, shape.seed)
     last = list(stages)[-1] if stages else None
     final = registry.stages.get(stages[last]["kind"])(last, stages[last], shape.seed) if last else None

@@ -220,3 +220,22 @@ def test_a_renamed_text_head_still_resolves_with_a_warning_and_the_same_run_id(t
                                         r"of prefix-lm, retrieval"):
         config.resolve("multitask", overrides={"stages.joint.text.kind": "classifier"})
 
+
+
+def test_init_from_names_a_run_of_this_scale_and_seed_or_a_folder(tmp_path):
+    def init(value, variant="deep4", seed=0):
+        cfg = config.resolve("dreamdiffusion", variant=variant, scale="ci", seed=seed,
+                             overrides={"stages.generate.init_from": value})
+        return cfg.stages["generate"]["init_from"]
+
+    assert init("eegclip/default") == f"eegclip/default/{config.resolve('eegclip', scale='ci').hash()}"
+    assert init("eegclip/default", seed=2) == f"eegclip/default/{config.resolve('eegclip', scale='ci', seed=2).hash()}"
+    (tmp_path / "run.json").write_text("{}")
+    assert init(str(tmp_path)) == str(tmp_path.resolve())
+    for value, variant, message in [
+        ("nowhere", "deep4", r"'nowhere' is neither a run folder \(with run.json\) nor <suite>/<variant>"),
+        ("dreamdiffusion/deep4", "deep4", r"starts from itself"),
+        ("eegclip/default", "default", r"init_from starts a fresh encoder, but 'msm' hands 'generate' a token-encoder"),
+    ]:
+        with pytest.raises(UserError, match=rf"stages.generate.init_from: .*{message}"):
+            init(value, variant)

@@ -242,3 +242,9 @@ def test_other_encoders_condition_stable_diffusion(cache_dir, tmp_path, variant,
         assert {k for k in aligned if k.startswith(("encoder.", "eeg_head."))} == \
             {k.removeprefix("encoder.encoder.") for k in tensors if k.startswith("encoder.")}  # joint > pooled > EEG side
     assert [m["metric"] for m in outcome.metrics["metrics"]][:1] == ["image_nway_top1"]
+    if variant == "eegclip":  # init_from: a fresh Deep4 starts from the one this run fine-tuned under SD
+        shape = outcome.metrics["config"]["stages"]["align"]["encoder_args"]  # the same Deep4 as EEG-CLIP's
+        started = execute(tiny("deep4", **{"stages.generate.init_from": str(outcome.run_dir),
+                                           "stages.generate.encoder_args": shape}), out=tmp_path, cache_dir=cache_dir)
+        assert (f"generate: encoder initialised from {outcome.run_dir} (stage 'generate', weights under "
+                "'encoder.encoder.encoder.')") in (started.run_dir / "log.txt").read_text()

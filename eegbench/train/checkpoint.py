@@ -1,6 +1,11 @@
-"""Optimiser state as flat tensors plus JSON, so resumable checkpoints fit in safetensors."""
+"""Optimiser state as flat tensors plus JSON, so resumable checkpoints fit in safetensors; an encoder's
+weights from an earlier run's checkpoints (``init_from``)."""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+from eegbench.errors import UserError
 
 
 def optimizer_to_tensors(opt) -> tuple[dict, dict]:
@@ -32,3 +37,37 @@ def optimizer_from_tensors(opt, tensors: dict, meta: dict) -> None:
     groups = [{k: tuple(v) if isinstance(live.get(k), tuple) else v for k, v in saved.items()}
               for saved, live in zip(meta["param_groups"], opt.param_groups)]
     opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def load_encoder(encoder, folder: Path) -> str:
+    """Load into ``encoder`` the weights of the latest stage of the finished run in ``folder`` whose checkpoint
+    holds all of them under one prefix (the encoder nested in a bigger model), shapes matching; returns where
+    they came from."""
+    import json
+
+    import yaml
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    status = json.loads((folder / "run.json").read_text()).get("status") if (folder / "run.json").exists() else None
+    if status not in ("finished", "trained"):
+        raise UserError(f"{folder}: init_from names no finished run; run it first (or name another run folder)")
+    wanted = encoder.state_dict()
+    anchor = next(iter(wanted))
+    for stage in reversed(list(yaml.safe_load((folder / "config.yaml").read_text())["stages"])):
+        path = folder / "checkpoints" / f"{stage}.safetensors"
+        tensors = load_file(str(path)) if path.exists() else {}
+        nestings = sorted({name[:len(name) - len(anchor)] for name in tensors
+                           if name.endswith(anchor) and name[:len(name) - len(anchor)] in ("", *_dotted(name))}, key=len)
+        for prefix in nestings:
+            found = {k: tensors.get(prefix + k) for k in wanted}
+            if all(v is not None and v.shape == wanted[k].shape for k, v in found.items()):
+                encoder.load_state_dict(found)
+                return f"stage {stage!r}" + (f", weights under {prefix!r}" if prefix else "")
+    raise UserError(f"{folder}: no stage's checkpoint holds this encoder's {len(wanted)} weights with matching shapes "
+                    f"(e.g. {anchor!r}); init_from a run of the same encoder and data shape")
+
+
+def _dotted(name: str) -> list[str]:
+    """Every prefix of ``name`` that ends at a dot: ``a.b.c`` -> ``a.``, ``a.b.``."""
+    return [name[:i + 1] for i, ch in enumerate(name) if ch == "."]

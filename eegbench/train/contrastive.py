@@ -40,6 +40,7 @@ class ContrastiveStage(Stage):
     class Config(StrictModel):
         texts: Literal["reports", "captions"] = added("reports")  # each recording's report, or each stimulus's caption
         encoder: str = "deep4"
+        init_from: str | None = added(None)  # a run (folder, or suite/variant) whose encoder weights start this one
         encoder_args: dict = {"final_conv_length": 2, "stride_before_pool": True, "dense": True}
         embed_dim: int = Field(128, ge=1)  # encoder outputs
         dim: int = Field(64, ge=1)  # shared space
@@ -111,6 +112,7 @@ class ContrastiveStage(Stage):
         self._frozen_text = text
         tuned = copy.deepcopy(text).requires_grad_(True) if c.text_lr_ratio > 0 else None
         model = self.build(data.eeg.shape[1], data.eeg.shape[2], text.width, text_encoder=tuned)
+        self.initialise(model.encoder, run)
         fit(model, lambda: self.task(model, data, text, pretrained), run=run, name=self.name, seed=self.seed,
             epochs=c.epochs, optim=Optim(lr=c.lr, weight_decay=c.weight_decay, schedule="cosine"),
             selection=Selection(None) if c.select_on == "last" else Selection("val_loss", "min"))

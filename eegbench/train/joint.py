@@ -82,6 +82,7 @@ class JointStage(Stage):
         encoder: str | None = added(None)  # a fresh encoder of this registered kind, first in the chain; unset: the
         # encoder the stage before hands on, else a fresh MAE-ViT (the no-msm ablations)
         encoder_args: dict = {}  # the fresh encoder's arguments
+        init_from: str | None = added(None)  # a run (folder, or suite/variant) whose encoder weights start the fresh one
         image: bool = True  # the image head; false: a text-only model (no Stable Diffusion)
         text: TextHeadConfig | None = None  # the text head; unset: images only (DreamDiffusion)
         eeg_text_weight: float = Field(0.0, ge=0)  # InfoNCE of pooled EEG features vs the caption's CLIP text embedding
@@ -224,7 +225,10 @@ class JointStage(Stage):
         """Train on the train split, select on val; return the selected :class:`JointModel`."""
         c = self.config
         n_chans, n_times = data.eeg.shape[1:]
+        fresh = model is None
         model = self.build(n_chans, n_times, pretrained, data, encoder=model)
+        if fresh:
+            self.initialise(getattr(model.encoder, "encoder", model.encoder), run)  # a pooled encoder: the one inside
         checkpointing = runtime.current().config.gradient_checkpointing
         model.encoder.gradient_checkpointing = checkpointing
         if c.image and checkpointing:

@@ -44,6 +44,19 @@ class Stage:
             return eeg
         return noise_eeg(eeg, seed=self.seed + {"train": 1000, "val": 2000}[part])
 
+    def initialise(self, encoder, run) -> None:
+        """Start the fresh ``encoder`` from the run ``init_from`` names (a folder, or ``suite/variant/<run id>`` in
+        this run's store), when the stage has one; logged in the run."""
+        from pathlib import Path
+
+        from eegbench.train.checkpoint import load_encoder
+
+        source = getattr(self.config, "init_from", None)
+        if source is None:
+            return
+        folder = Path(source) if Path(source).is_absolute() else Path(run.path).parents[2] / source
+        run.log(f"{self.name}: encoder initialised from {folder} ({load_encoder(encoder, folder)})")
+
     def make(self, factory: Callable[..., Any], **kwargs) -> Any:
         """``factory(**kwargs)`` (kwargs include the user's ``encoder_args``), with bad arguments
         reported against ``stages.<name>.encoder_args``."""

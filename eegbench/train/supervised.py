@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field
 
 from eegbench import runtime
-from eegbench.config import StrictModel
+from eegbench.config import StrictModel, added
 from eegbench.data.balance import balanced_accuracy
 from eegbench.errors import UserError
 from eegbench.train.loop import Optim, Selection, Task, fit
@@ -43,6 +43,7 @@ class SupervisedStage(Stage):
         lr: float = Field(1e-3, gt=0)
         weight_decay: float = Field(0.0, ge=0)
         target: str | None = None  # a dataset task (data.target); unset = the class label
+        init_from: str | None = added(None)  # a run (folder, or suite/variant) whose encoder weights start a fresh one
         clip_weight: float = Field(0.0, ge=0)  # MSE of the features to the stimulus's CLIP image embedding
         select_on: Literal["val"] = "val"  # checkpoint selection split; never test
 
@@ -89,7 +90,10 @@ class SupervisedStage(Stage):
         """
         c = self.config
         y, n_classes = data.target(c.target) if c.target else (data.label, len(data.wnids))
+        fresh = model is None
         model = self.build(data.eeg.shape[1], data.eeg.shape[2], n_classes, encoder=model)
+        if fresh:
+            self.initialise(model[0], run)
         fit(model, lambda: self.task(data, y, pretrained), run=run, name=self.name, seed=self.seed, epochs=c.epochs,
             optim=Optim(lr=c.lr, weight_decay=c.weight_decay), selection=Selection("val_bacc", "max"))
         return model
