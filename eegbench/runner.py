@@ -1,13 +1,13 @@
 """Run one resolved suite variant end to end; the only place that sequences stages.
 
 Order: validate inputs, resolve and load the pretrained models, load data and run every precheck
-(nothing written yet) -> create the run folder -> each stage (resuming from its checkpoints) ->
-predictions on test, real and under each control -> every evaluation scored on both ->
+(nothing written yet) -> create the run folder -> each stage (resuming from its checkpoints) -> the
+comparison models the controls and evaluations read -> predictions on test, real and under each control -> every evaluation scored on both ->
 metrics.json, per-trial predictions -> index. A bad input found after the folder was created
 removes the folder, so the store never holds half a run.
 
 The contracts it relies on: a stage is a ``train.stage.Stage`` (``run``, ``predict``, optional
-``precheck``, ``needs`` and ``produces``); an evaluation is ``fn(predictions, ctx) -> {"per_trial",
+``precheck``, ``needs``, ``produces`` and ``train_comparison``); an evaluation is ``fn(predictions, ctx) -> {"per_trial",
 "chance"}`` declared with ``evaluate.context.evaluation`` (what it reads, the models it needs).
 """
 
@@ -140,19 +140,14 @@ def precheck(stages: list, evaluations: dict, pretrained: Pretrained | None, dat
             evaluate.precheck(ctx)
 
 
-def comparison_args(cfg: Resolved, evaluations: dict) -> dict:
-    """``{comparison model: the arguments of the evaluation that scores it (None for a model control)}``."""
+def train_comparisons(cfg: Resolved, stage, model, data, run: Run, pretrained, evaluations: dict) -> dict:
+    """The comparison models the model controls and the evaluations read, trained by the last stage before any
+    scoring; an evaluation's comparison gets that evaluation's arguments."""
     wanted = {name: None for name in cfg.controls if getattr(registry.controls.get(name), "model_control", False)}
     for name, evaluate in evaluations.items():
         if getattr(evaluate, "comparison", None):
             wanted[evaluate.comparison] = evaluate.Config.model_validate(cfg.evaluation_args[name])
-    return wanted
-
-
-def train_comparisons(cfg: Resolved, stage, model, data, run: Run, pretrained, evaluations: dict) -> dict:
-    """The comparison models the controls and evaluations read, trained by the last stage before any scoring."""
-    return {name: stage.train_comparison(name, model, data, run, pretrained, args)
-            for name, args in comparison_args(cfg, evaluations).items()}
+    return {name: stage.train_comparison(name, model, data, run, pretrained, args) for name, args in wanted.items()}
 
 
 def independent(scored: dict, data, trials) -> dict:
