@@ -2,13 +2,14 @@
 
 Order: validate inputs, resolve and load the pretrained models, load data and run every precheck
 (nothing written yet) -> create the run folder -> each stage (resuming from its checkpoints) -> the
-comparison models the controls and evaluations read -> predictions on test, real and under each control -> every evaluation scored on both ->
-metrics.json, per-trial predictions -> index. A bad input found after the folder was created
-removes the folder, so the store never holds half a run.
+comparison models the controls and evaluations read -> predictions on test, real and under each
+control -> every evaluation scored on both -> metrics.json, per-trial predictions -> index. A bad
+input found after the folder was created removes the folder, so the store never holds half a run.
 
 The contracts it relies on: a stage is a ``train.stage.Stage`` (``run``, ``predict``, optional
-``precheck``, ``needs``, ``produces`` and ``train_comparison``); an evaluation is ``fn(predictions, ctx) -> {"per_trial",
-"chance"}`` declared with ``evaluate.context.evaluation`` (what it reads, the models it needs).
+``precheck``, ``needs``, ``produces`` and ``train_comparison``); an evaluation is
+``fn(predictions, ctx) -> {"per_trial", "chance"}`` declared with ``evaluate.context.evaluation``
+(what it reads, the models it needs).
 """
 
 from __future__ import annotations
