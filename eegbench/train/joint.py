@@ -2,10 +2,11 @@
 
 Image head (``image: true``, DreamDiffusion). The EEG encoder (the MAE-ViT an ``msm`` stage hands
 on, the EEG side of a ``contrastive`` stage's EEG-CLIP, or a fresh one of the registered kind
-``encoder`` names, MAE-ViT by default) feeds an
-:class:`~eegbench.models.image_head.EEGConditioner` whose output replaces the caption's context in a frozen Stable Diffusion pipeline. Trained: the encoder, the conditioner and
-the UNet's cross-attention layers with the norms before them; the VAE, text encoder and the rest
-of the UNet stay frozen. Loss per batch: the usual noise-prediction MSE on the stimulus's VAE
+``encoder`` names, MAE-ViT by default; a feature encoder's pooled vector is one token) feeds an
+:class:`~eegbench.models.image_head.EEGConditioner` whose output replaces the caption's context in
+a frozen Stable Diffusion pipeline. Trained: the encoder, the conditioner and the UNet's
+cross-attention layers with the norms before them; the VAE, text encoder and the rest of the UNet
+stay frozen. Loss per batch: the usual noise-prediction MSE on the stimulus's VAE
 latent plus ``clip_weight x (1 - cos(clip_head(context), CLIP image embedding of the stimulus))``.
 
 With ``cfg_drop > 0`` that fraction of contexts is replaced by the empty caption's, so sampling
