@@ -234,7 +234,7 @@ def test_other_encoders_condition_stable_diffusion(cache_dir, tmp_path, variant,
     """Deep4 and EEG-CLIP's EEG side (trained on the stimuli's captions first) give SD one pooled token."""
     outcome = execute(tiny(variant, **{"stages.align.epochs": 1}), out=tmp_path, cache_dir=cache_dir)
     assert list(outcome.metrics["config"]["stages"]) == stages
-    assert f"generate: training diffusion+clip on" in (log := (outcome.run_dir / "log.txt").read_text()) and encoder in log
+    assert "generate: training diffusion+clip on" in (log := (outcome.run_dir / "log.txt").read_text()) and encoder in log
     tensors, _ = Run(outcome.run_dir).load_checkpoint("generate")
     assert tuple(tensors["image.conditioner.seq.0.weight"].shape) == (1, 1, 1)  # one token in
     if variant == "eegclip":  # the EEG side a contrastive stage aligned with captions, trained on by generate
