@@ -32,3 +32,8 @@ class PooledTokens(nn.Module):
 def as_token_encoder(encoder: nn.Module) -> nn.Module:
     """``encoder`` itself when it gives tokens, else its pooled features as one token."""
     return encoder if hasattr(encoder, "tokens") else PooledTokens(encoder)
+
+
+def unpooled(encoder: nn.Module) -> nn.Module:
+    """The encoder :func:`as_token_encoder` was given: inside a :class:`PooledTokens`, else ``encoder`` itself."""
+    return encoder.encoder if isinstance(encoder, PooledTokens) else encoder

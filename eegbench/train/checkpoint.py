@@ -42,32 +42,29 @@ def optimizer_from_tensors(opt, tensors: dict, meta: dict) -> None:
 def load_encoder(encoder, folder: Path) -> str:
     """Load into ``encoder`` the weights of the latest stage of the finished run in ``folder`` whose checkpoint
     holds all of them under one prefix (the encoder nested in a bigger model), shapes matching; returns where
-    they came from."""
-    import json
-
+    they came from. Only the matching tensors are read."""
     import yaml
-    from safetensors.torch import load_file
+    from safetensors import safe_open
+
+    from eegbench.io import read_json
 
     folder = Path(folder)
-    status = json.loads((folder / "run.json").read_text()).get("status") if (folder / "run.json").exists() else None
+    status = read_json(folder / "run.json", "init_from names a run folder of eegbench's run store").get("status")
     if status not in ("finished", "trained"):
         raise UserError(f"{folder}: init_from names no finished run; run it first (or name another run folder)")
     wanted = encoder.state_dict()
     anchor = next(iter(wanted))
     for stage in reversed(list(yaml.safe_load((folder / "config.yaml").read_text())["stages"])):
         path = folder / "checkpoints" / f"{stage}.safetensors"
-        tensors = load_file(str(path)) if path.exists() else {}
-        nestings = sorted({name[:len(name) - len(anchor)] for name in tensors
-                           if name.endswith(anchor) and name[:len(name) - len(anchor)] in ("", *_dotted(name))}, key=len)
-        for prefix in nestings:
-            found = {k: tensors.get(prefix + k) for k in wanted}
-            if all(v is not None and v.shape == wanted[k].shape for k, v in found.items()):
-                encoder.load_state_dict(found)
-                return f"stage {stage!r}" + (f", weights under {prefix!r}" if prefix else "")
+        if not path.exists():
+            continue
+        with safe_open(str(path), framework="pt") as fh:
+            names = set(fh.keys())
+            prefixes = {name[:len(name) - len(anchor)] for name in names if name.endswith(anchor)}
+            for prefix in sorted((p for p in prefixes if p == "" or p.endswith(".")), key=len):
+                if all(prefix + k in names and fh.get_slice(prefix + k).get_shape() == list(v.shape)
+                       for k, v in wanted.items()):
+                    encoder.load_state_dict({k: fh.get_tensor(prefix + k) for k in wanted})
+                    return f"stage {stage!r}" + (f", weights under {prefix!r}" if prefix else "")
     raise UserError(f"{folder}: no stage's checkpoint holds this encoder's {len(wanted)} weights with matching shapes "
                     f"(e.g. {anchor!r}); init_from a run of the same encoder and data shape")
-
-
-def _dotted(name: str) -> list[str]:
-    """Every prefix of ``name`` that ends at a dot: ``a.b.c`` -> ``a.``, ``a.b.``."""
-    return [name[:i + 1] for i, ch in enumerate(name) if ch == "."]

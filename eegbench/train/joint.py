@@ -224,12 +224,14 @@ class JointStage(Stage):
 
     def run(self, data, run, model=None, pretrained=None):
         """Train on the train split, select on val; return the selected :class:`JointModel`."""
+        from eegbench.models.tokens import unpooled
+
         c = self.config
         n_chans, n_times = data.eeg.shape[1:]
         fresh = model is None
         model = self.build(n_chans, n_times, pretrained, data, encoder=model)
         if fresh:
-            self.initialise(getattr(model.encoder, "encoder", model.encoder), run)  # a pooled encoder: the one inside
+            self.initialise(unpooled(model.encoder), run)
         checkpointing = runtime.current().config.gradient_checkpointing
         model.encoder.gradient_checkpointing = checkpointing
         if c.image and checkpointing:
@@ -249,7 +251,7 @@ class JointStage(Stage):
         import torch
         import torch.nn.functional as F
 
-        from eegbench.models.tokens import PooledTokens
+        from eegbench.models.tokens import unpooled
 
         c = self.config
         rt = runtime.current()
@@ -269,9 +271,8 @@ class JointStage(Stage):
         x_train, s_train = inputs(train, "train")
         x_val, s_val = inputs(val, "val")
         enc = model.encoder
-        inner = enc.encoder if isinstance(enc, PooledTokens) else enc
         run.log(f"{self.name}: training {'+'.join(self.weights)} on {len(train)} trials ({c.train_on}), "
-                f"selecting on {len(val)} val trials; encoder {type(inner).__name__}, {enc.n_tokens} token(s) "
+                f"selecting on {len(val)} val trials; encoder {type(unpooled(enc)).__name__}, {enc.n_tokens} token(s) "
                 f"of width {enc.embed_dim}")
         scheduler = self.noise_scheduler(model)
         consistency: dict = {}
