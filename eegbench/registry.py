@@ -29,6 +29,7 @@ class Entry:
     target: str | None = None
     obj: Any = None
     summary: str = ""
+    role: str = ""  # what part it plays among its kind (a head: classifier, text or image), known before import
 
     @property
     def loaded(self) -> bool:
@@ -44,21 +45,23 @@ class Registry:
         self.renamed: dict[str, str] = {}  # a former name -> the name it goes by now
 
     def register(self, name: str, obj: Any = None, *, lazy: str | None = None, summary: str = "",
-                 formerly: tuple[str, ...] = ()) -> Any:
+                 formerly: tuple[str, ...] = (), role: str = "") -> Any:
         """Register ``obj`` (or a lazy ``"module:attr"``) under ``name``; without either, a decorator.
-        ``formerly``: names it went by before (config files using them still resolve, with a deprecation warning).
+        ``formerly``: names it went by before (config files using them still resolve, with a deprecation warning);
+        ``role``: the part it plays, readable without importing it (:meth:`role`).
 
         Re-registering a name is an error unless it is the object a lazy entry pointed at
         (that happens when a lazy entry's module is imported and its decorators run).
         """
         self.renamed |= dict.fromkeys(formerly, name)
         if obj is None and lazy is None:
-            return lambda o: self.register(name, o, summary=summary)
+            return lambda o: self.register(name, o, summary=summary, role=role)
         current = self._entries.get(name)
         if current is not None and not self._same(current, obj, lazy):
             raise ValueError(f"{self.kind} {name!r} is already registered ({current.target or current.obj!r})")
         summary = summary or (current.summary if current else "") or _first_doc_line(obj)
-        self._entries[name] = Entry(name, target=lazy or (current.target if current else None), obj=obj, summary=summary)
+        self._entries[name] = Entry(name, target=lazy or (current.target if current else None), obj=obj, summary=summary,
+                                    role=role or (current.role if current else ""))
         return obj
 
     @staticmethod
@@ -69,6 +72,12 @@ class Registry:
             return entry.obj is obj
         module, _, attr = entry.target.partition(":")
         return getattr(obj, "__module__", None) == module and getattr(obj, "__qualname__", None) == attr
+
+    def role(self, name: str) -> str | None:
+        """The role ``name`` (or a former name) was registered with, without importing it; None if unknown."""
+        load_plugins()
+        entry = self._entries.get(self.renamed.get(name, name))
+        return None if entry is None else entry.role
 
     def id_name(self, name: str) -> str:
         """The first name ``name``'s entry went by: what run ids are computed under, so a rename keeps them."""
@@ -140,13 +149,13 @@ encoders.register("mae-vit", lazy="eegbench.models.mae:MAEEncoder",
                   summary="MAE-ViT over 1-D EEG tokens (DreamDiffusion), mean-pooled to a feature vector")
 encoders.register("eegclip", lazy="eegbench.models.eegclip:eegclip_encoder",
                   summary="EEG-CLIP's EEG side: Deep4 + projection into the shared space (a contrastive stage trains it)")
-heads.register("classifier", lazy="eegbench.models.heads:LinearClassifier",
+heads.register("classifier", lazy="eegbench.models.heads:LinearClassifier", role="classifier",
                summary="linear layer from encoder features to class logits")
-heads.register("sd-image", lazy="eegbench.models.image_head:ImageHead",
+heads.register("sd-image", lazy="eegbench.models.image_head:ImageHead", role="image",
                summary="image head: encoder tokens as Stable Diffusion's cross-attention context (DreamDiffusion)")
-heads.register("prefix-lm", lazy="eegbench.models.text_heads:PrefixLMHead", formerly=("generative",),
+heads.register("prefix-lm", lazy="eegbench.models.text_heads:PrefixLMHead", role="text", formerly=("generative",),
                summary="text head: learned prefix tokens before a frozen causal LM, free-running generation")
-heads.register("retrieval", lazy="eegbench.models.text_heads:RetrievalTextHead",
+heads.register("retrieval", lazy="eegbench.models.text_heads:RetrievalTextHead", role="text",
                summary="text head: the nearest candidate caption in CLIP text space")
 stages.register("supervised", lazy="eegbench.train.supervised:SupervisedStage",
                 summary="encoder + classifier head trained with cross-entropy; checkpoint chosen on val")

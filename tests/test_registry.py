@@ -131,6 +131,7 @@ def test_every_builtin_honours_its_kinds_contract():
     for entry in registry.heads:  # by role: a classifier maps features to logits; a text head is built from settings
         head = registry.heads.get(entry.name)
         assert head.role in ("classifier", "text", "image") and set(head.needs) <= set(FLAGS), entry.name
+        assert registry.heads.role(entry.name) == head.role, entry.name  # registered as what the class says it is
         if head.role == "classifier":
             assert head(8, 3)(torch.zeros(2, 8)).shape == (2, 3), entry.name
         elif head.role == "text":

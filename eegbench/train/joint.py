@@ -64,8 +64,8 @@ class TextHeadConfig(Decoding):
     @field_validator("kind")
     @classmethod
     def _text_head(cls, name: str) -> str:
-        if name not in registry.heads or getattr(registry.heads.get(name), "role", None) != "text":
-            texts = sorted(e.name for e in registry.heads if getattr(registry.heads.get(e.name), "role", None) == "text")
+        if registry.heads.role(name) != "text":  # read from the registration: no head module is imported
+            texts = sorted(e.name for e in registry.heads if e.role == "text")
             raise ValueError(f"{name!r} is not a registered text head; use one of {', '.join(texts)}")
         current = registry.heads.renamed.get(name, name)
         if current != name:
