@@ -116,26 +116,31 @@ class Resolved(BaseModel):
     source: str
 
     def hash(self) -> str:
-        """Stable 12-hex digest of everything that changes results (not the prose, the file path, or the device
-        and memory settings: like thread counts, they are recorded in ``environment.json``; nor stage options
-        :func:`added` later while they keep their default; a renamed stage or head counts under its first name)."""
-        payload = self.model_dump(exclude={"description", "cite", "source"})
-        for spec in payload["stages"].values():
-            spec["kind"] = registry.stages.id_name(spec["kind"])
-            if isinstance(spec.get("text"), dict):  # a text head, chosen by its registered name
-                spec["text"]["kind"] = registry.heads.id_name(spec["text"]["kind"])
-            for key, default in _added_defaults(registry.stages.get(spec["kind"]).Config).items():
-                if spec.get(key) == default:
-                    del spec[key]
-        payload["runtime"] = {k: v for k, v in payload["runtime"].items() if k not in ("device", "gradient_checkpointing")}
-        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+        """Stable 12-hex digest of :func:`identity`."""
+        return hashlib.sha256(identity(self.model_dump()).encode()).hexdigest()[:12]
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(), sort_keys=False)
 
 
 # --- loading -------------------------------------------------------------------------------
+
+
+def identity(dump: dict) -> str:
+    """The canonical JSON of what in a resolved config (``model_dump()``, or a run's stored copy of it) changes
+    results: not the prose, the file path, or the device and memory settings (like thread counts, they are
+    recorded in ``environment.json``); nor stage options :func:`added` later while they keep their default; a
+    renamed stage or head counts under its first name. Two configs with equal identities make the same run id."""
+    payload = copy.deepcopy({k: v for k, v in dump.items() if k not in ("description", "cite", "source")})
+    for spec in payload["stages"].values():
+        spec["kind"] = registry.stages.id_name(spec["kind"])
+        if isinstance(spec.get("text"), dict):  # a text head, chosen by its registered name
+            spec["text"]["kind"] = registry.heads.id_name(spec["text"]["kind"])
+        for key, default in _added_defaults(registry.stages.get(spec["kind"]).Config).items():
+            if key in spec and spec[key] == default:
+                del spec[key]
+    payload["runtime"] = {k: v for k, v in payload["runtime"].items() if k not in ("device", "gradient_checkpointing")}
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def _read_yaml(path: Path) -> dict:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from eegbench import config
 from eegbench.errors import UserError
 from eegbench.track import leaderboard
 from eegbench.track.store import Index, Run
@@ -25,7 +26,14 @@ RUNS = {
 }
 
 
-def record(index, root, variant, seed, metrics, lr=1e-3):
+def stored_config(seed, lr):
+    """What a run stores: its resolved configuration, here dreamdiffusion's at ci with the joint stage's lr set."""
+    dump = config.resolve("dreamdiffusion", scale="ci", seed=seed).model_dump()
+    dump["stages"]["generate"]["lr"] = lr
+    return dump
+
+
+def record(index, root, variant, seed, metrics, lr=1e-3, stored=None):
     run_id = f"{variant}-{seed}-{lr}"
     path = root / variant / run_id
     records = []
@@ -38,7 +46,7 @@ def record(index, root, variant, seed, metrics, lr=1e-3):
                         "controls": [{"name": "shuffled_eeg", "value": control, "ci": [control - 0.05, control + 0.05],
                                       "gap": gap, "gap_ci": [gap - 0.04, gap + 0.04], "p_vs_control": 0.001 if gap > 0.04 else 0.4}]})
     summary = {"run_id": run_id, "suite": "dreamdiffusion", "variant": variant, "scale": "ci", "seed": seed,
-               "path": str(path), "config": {"seed": seed, "stages": {"generate": {"lr": lr}}}, "metrics": records}
+               "path": str(path), "config": stored or stored_config(seed, lr), "metrics": records}
     run = Run(path)
     run.write_json("metrics.json", summary)
     run.save_checkpoint("generate", {"w": torch.zeros(1)}, {"history": [{"epoch": e, "val_loss": 1 / (e + 1)} for e in range(4)]})
@@ -73,6 +81,20 @@ def test_pooling_over_seeds_marks_and_borda_with_coverage(index):
     assert ranking["default"]["rank"] == 1 and ranking["no-msm"]["rank"] == 2
     assert ranking["no-clip"]["rank"] is None and ranking["no-clip"]["coverage"] == "1/2"
     assert {(p["variant"], p["value"], p["definition"]) for p in board.published} >= {("default", 0.458, "dreamdiffusion")}
+
+
+def test_a_run_stored_before_an_option_was_added_or_a_stage_renamed_pools_with_todays(tmp_path):
+    """A newer eegbench reuses such a run (same run id), so the leaderboard must count it too."""
+    index = Index(tmp_path / "index.sqlite")
+    before = stored_config(0, 1e-3)
+    for key in ("encoder", "init_from"):  # options added later, at their defaults
+        del before["stages"]["generate"][key]
+    before["stages"]["generate"]["kind"] = "generative"  # the joint stage's first name
+    record(index, tmp_path, "default", 0, {"image_nway_top1": (0.50, 0.10)}, stored=before)
+    record(index, tmp_path, "default", 1, {"image_nway_top1": (0.54, 0.10)})
+    part = leaderboard.build(index, "dreamdiffusion").scales["ci"]
+    assert part["hidden"] == 0
+    assert part["rows"][0]["seeds"] == 2
 
 
 def test_each_variant_is_paired_with_the_default_seed_by_seed(index):

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eegbench import config
 from eegbench.errors import UserError
 from eegbench.track.store import Index, Run
 
@@ -97,11 +98,10 @@ def published_cell(row: dict) -> str:
 
 
 def _latest_configs(runs: list[dict]) -> tuple[dict[str, list[dict]], int]:
-    """Per variant, its runs with the configuration (seed aside) of its newest run; and how many runs that hides."""
+    """Per variant, its runs with the configuration (seed aside) of its newest run; and how many runs that hides.
+    Configurations compare as run ids do, so a run that a newer eegbench would reuse still counts."""
     def identity(run):
-        config = json.loads(run["config"])
-        config.pop("seed", None)
-        return json.dumps(config, sort_keys=True)
+        return config.identity({**json.loads(run["config"]), "seed": 0})
 
     kept: dict[str, list[dict]] = {}
     for variant in dict.fromkeys(r["variant"] for r in runs):
