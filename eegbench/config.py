@@ -123,9 +123,6 @@ class Resolved(BaseModel):
         return yaml.safe_dump(self.model_dump(), sort_keys=False)
 
 
-# --- loading -------------------------------------------------------------------------------
-
-
 def identity(dump: dict) -> str:
     """The canonical JSON of what in a resolved config (``model_dump()``, or a run's stored copy of it) changes
     results: not the prose, the file path, or the device and memory settings (like thread counts, they are
@@ -141,6 +138,9 @@ def identity(dump: dict) -> str:
                 del spec[key]
     payload["runtime"] = {k: v for k, v in payload["runtime"].items() if k not in ("device", "gradient_checkpointing")}
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+
+
+# --- loading -------------------------------------------------------------------------------
 
 
 def _read_yaml(path: Path) -> dict:

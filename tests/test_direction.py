@@ -93,7 +93,8 @@ def summary(run_id, variant, values, root, controls=None):
                         "controls": [{"name": "shuffled_eeg", "value": control, "ci": [control - 0.03, control + 0.03],
                                       "gap": gap, "gap_ci": [gap - 0.02, gap + 0.02], "p_vs_control": 0.01}]})
     return {"run_id": run_id, "suite": "smoke", "variant": variant, "scale": "ci", "seed": 0,
-            "path": str(root / run_id), "config": {**config.resolve("smoke", scale="ci").model_dump(), "variant": variant}, "metrics": metrics}
+            "path": str(root / run_id), "config": {**config.resolve("smoke", scale="ci").model_dump(), "variant": variant},
+            "metrics": metrics}
 
 
 def test_borda_ranks_and_control_marks_follow_each_metrics_direction(tmp_path):
