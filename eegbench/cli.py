@@ -6,6 +6,7 @@ so ``eegbench --help`` and ``eegbench list`` stay fast.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -493,6 +494,7 @@ def _end_processes() -> None:
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
+            gc.collect()  # DDP reducers left in reference cycles go first: the group must outlive them (runtime.release)
             dist.destroy_process_group()
 
 

@@ -129,6 +129,13 @@ class Runtime:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         return self.accelerator.prepare(model, optimizer)
 
+    def release(self) -> None:
+        """Drop the accelerator's references to what :meth:`prepare` wrapped (a finished stage's DDP model and
+        optimizer). A gloo process group must outlive every DDP reducer: the last reference to the group held by
+        a reducer freed after ``destroy_process_group`` deadlocks the process at exit (pytorch/pytorch#56297)."""
+        if "accelerator" in self.__dict__:  # never built: nothing was prepared
+            self.accelerator.free_memory()
+
     def describe(self) -> dict:
         """What ``environment.json`` records of the runtime."""
         import accelerate
@@ -179,8 +186,11 @@ def use(config: RuntimeConfig | dict | None):
     global _active
     config = config if isinstance(config, RuntimeConfig) else RuntimeConfig.model_validate(config or {})
     previous = _active
-    _active = previous if previous is not None and previous.config == config else Runtime(config)
+    fresh = previous is None or previous.config != config
+    _active = Runtime(config) if fresh else previous
     try:
         yield _active
     finally:
+        if fresh:
+            _active.release()
         _active = previous

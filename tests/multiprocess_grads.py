@@ -88,24 +88,31 @@ def infonce():
     return model, losses
 
 
+def gradients(case, rt) -> tuple[dict, float, int]:
+    """Every trainable parameter's gradient after one global batch, the loss, and the number of trainable tensors.
+    The DDP wrapper dies with this frame, while the process group still lives (``Runtime.release``)."""
+    torch.manual_seed(0)
+    model, losses = case()
+    params = [p for p in model.parameters() if p.requires_grad]
+    wrapped, _ = rt.prepare(loop.objective(model, losses), torch.optim.SGD(params, lr=0.0))
+    task = loop.Task(losses, validate=None, n_items=B, batch_size=B)
+    torch.manual_seed(1)
+    value = loop.accumulate(wrapped, task, torch.arange(B), loop.micro_batches(B, rt), rt)
+    rt.release()
+    return {n: p.grad.contiguous() for n, p in model.named_parameters() if p.grad is not None}, value, len(params)
+
+
 def main(out: Path, grad_accum: int) -> None:
     from safetensors.torch import save_file
 
     with runtime.use({"device": "cpu", "grad_accum": grad_accum}) as rt:
         for name, case in (("mae", mae), ("diffusion", diffusion), ("text", text), ("infonce", infonce)):
-            torch.manual_seed(0)
-            model, losses = case()
-            params = [p for p in model.parameters() if p.requires_grad]
-            wrapped, _ = rt.prepare(loop.objective(model, losses), torch.optim.SGD(params, lr=0.0))
-            task = loop.Task(losses, validate=None, n_items=B, batch_size=B)
-            torch.manual_seed(1)
-            value = loop.accumulate(wrapped, task, torch.arange(B), loop.micro_batches(B, rt), rt)
-            grads = {n: p.grad.contiguous() for n, p in model.named_parameters() if p.grad is not None}
+            grads, value, trainable = gradients(case, rt)
             if rt.is_main:
                 out.mkdir(parents=True, exist_ok=True)
                 save_file(grads, out / f"{name}.safetensors")
                 (out / f"{name}.json").write_text(json.dumps({"loss": value, "processes": rt.world,
-                                                              "trainable": len(params)}))
+                                                              "trainable": trainable}))
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
 

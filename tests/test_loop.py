@@ -132,6 +132,19 @@ def test_runtime_rejects_what_this_machine_cannot_do():
         runtime.Runtime(runtime.RuntimeConfig(precision="fp16")).accelerator
 
 
+def test_leaving_a_runtime_lets_go_of_what_it_prepared():
+    """A prepared (DDP under torchrun) model must not outlive the runtime: freed after destroy_process_group, a
+    reducer holding the last reference to a gloo group hangs the process at exit (Runtime.release)."""
+    import weakref
+
+    with runtime.use({"device": "cpu"}) as rt:
+        model = torch.nn.Linear(2, 1)
+        wrapped, opt = rt.prepare(model, torch.optim.SGD(model.parameters(), lr=0.1))
+        refs = weakref.ref(wrapped), weakref.ref(opt)
+        del model, wrapped, opt
+    assert rt.accelerator is not None and [ref() for ref in refs] == [None, None]
+
+
 def test_the_run_id_ignores_device_and_checkpointing_but_not_precision():
     from eegbench import config
 

@@ -172,6 +172,8 @@ def fit(model, make_task: Callable[[], Task], *, run, name: str, seed: int, epoc
                     "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
         _save_epoch(run, name, model, opt, best, epoch, history)
 
+    del wrapped, opt
+    rt.release()
     model.load_state_dict(best["state"])
     out = {"selected_on": "val" if selection.key else "last", "best_epoch": best["epoch"], "history": history,
            **(meta or {})}
